@@ -1,0 +1,29 @@
+//! The one place time comes from.
+//!
+//! Deadlines use tokio's monotonic [`Instant`], which tests pause and advance
+//! (`tokio::time::pause`), so a 20 s watchdog is tested in microseconds of real time.
+//! Wall-clock time ([`SystemTime`]) is only for display: `last_seen` and event timestamps.
+
+use std::time::SystemTime;
+
+pub use tokio::time::Instant;
+
+/// Monotonic now: the base of every deadline.
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// Wall-clock now: for timestamps shown to people and written to events.
+pub fn wall_now() -> SystemTime {
+    SystemTime::now()
+}
+
+/// Formats a wall-clock time as RFC 3339 with millisecond precision, in UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Serde helper: `#[serde(serialize_with = "clock::serialize_rfc3339")]`.
+pub fn serialize_rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}

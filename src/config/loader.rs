@@ -1,0 +1,231 @@
+//! Layered loading and validation.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat};
+
+use super::Config;
+
+/// The compiled-in `config/default.toml`: the bottom layer, and the documentation of every key.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Smallest `server.max_frame_bytes`: a frame must at least hold a heartbeat with a long proj.
+const MIN_FRAME_BYTES: usize = 64;
+
+/// A configuration that cannot be used. Its message is one line naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value could not be parsed.
+    #[error("invalid configuration: {0}")]
+    Source(#[from] config::ConfigError),
+    /// A value parsed but is not acceptable.
+    #[error("invalid configuration: {key}: {problem}")]
+    Value {
+        /// The key, e.g. `server.timeout`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Builds a [`Config`] from the layers: defaults < file < environment < overrides.
+#[derive(Debug, Default)]
+pub struct ConfigLoader {
+    file: Option<PathBuf>,
+    env: Option<HashMap<String, String>>,
+    no_env: bool,
+    overrides: Vec<(String, String)>,
+}
+
+impl ConfigLoader {
+    /// Defaults and the process environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a TOML file above the defaults; it must exist.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// Reads `HEARTWATCH__*` variables from `vars` instead of the process environment.
+    pub fn env(mut self, vars: HashMap<String, String>) -> Self {
+        self.env = Some(vars);
+        self
+    }
+
+    /// Ignores the environment.
+    pub fn without_env(mut self) -> Self {
+        self.no_env = true;
+        self
+    }
+
+    /// Sets `key` (e.g. `server.listen`) above every other layer, as a command-line flag does.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.overrides.push((key.into(), value.into()));
+        self
+    }
+
+    /// Reads every layer and validates the result.
+    pub fn load(self) -> Result<Config, ConfigError> {
+        let mut builder =
+            config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = &self.file {
+            builder = builder.add_source(File::from(path.clone()).format(FileFormat::Toml));
+        }
+        if !self.no_env {
+            builder = builder.add_source(
+                Environment::with_prefix("HEARTWATCH")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(self.env),
+            );
+        }
+        for (key, value) in self.overrides {
+            builder = builder.set_override(key, value)?;
+        }
+        let config: Config = builder.build()?.try_deserialize()?;
+        validate(&config)?;
+        Ok(config)
+    }
+}
+
+fn validate(config: &Config) -> Result<(), ConfigError> {
+    let s = &config.server;
+    let fmt = |d: Duration| humantime::format_duration(d).to_string();
+    if s.min_timeout.is_zero() {
+        return Err(value("server.min_timeout", "must be greater than zero"));
+    }
+    if s.max_timeout < s.min_timeout {
+        return Err(value(
+            "server.max_timeout",
+            format!(
+                "{} is shorter than server.min_timeout ({})",
+                fmt(s.max_timeout),
+                fmt(s.min_timeout)
+            ),
+        ));
+    }
+    if s.timeout < s.min_timeout || s.timeout > s.max_timeout {
+        return Err(value(
+            "server.timeout",
+            format!(
+                "{} is outside server.min_timeout ..= server.max_timeout ({} ..= {})",
+                fmt(s.timeout),
+                fmt(s.min_timeout),
+                fmt(s.max_timeout)
+            ),
+        ));
+    }
+    if s.max_frame_bytes < MIN_FRAME_BYTES {
+        return Err(value(
+            "server.max_frame_bytes",
+            format!(
+                "{} is below the minimum of {MIN_FRAME_BYTES}",
+                s.max_frame_bytes
+            ),
+        ));
+    }
+    if s.max_write_backlog < s.max_frame_bytes {
+        return Err(value(
+            "server.max_write_backlog",
+            format!(
+                "{} is below server.max_frame_bytes ({})",
+                s.max_write_backlog, s.max_frame_bytes
+            ),
+        ));
+    }
+    if s.backlog == 0 {
+        return Err(value("server.backlog", "must be greater than zero"));
+    }
+    if s.http_workers == 0 {
+        return Err(value("server.http_workers", "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn value(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key,
+        problem: problem.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = ConfigLoader::new().without_env().load().unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:7700".parse().unwrap());
+        assert_eq!(c.server.http, "127.0.0.1:7701".parse().unwrap());
+        assert_eq!(c.server.timeout, Duration::from_secs(20));
+        assert_eq!(c.server.min_timeout, Duration::from_millis(100));
+        assert_eq!(c.server.max_timeout, Duration::from_secs(24 * 3600));
+        assert_eq!(c.server.max_frame_bytes, 65536);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("hw-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("layers.toml");
+        std::fs::write(
+            &file,
+            "[server]\ntimeout = \"5s\"\nmax_frame_bytes = 1000\n",
+        )
+        .unwrap();
+        let c = ConfigLoader::new()
+            .file(&file)
+            .env(env(&[
+                ("HEARTWATCH__SERVER__MAX_FRAME_BYTES", "128"),
+                ("HEARTWATCH__SERVER__TIMEOUT", "7s"),
+            ]))
+            .set("server.timeout", "9s")
+            .load()
+            .unwrap();
+        assert_eq!(c.server.max_frame_bytes, 128, "env beats file");
+        assert_eq!(c.server.timeout, Duration::from_secs(9), "flag beats env");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn error(loader: ConfigLoader) -> String {
+        loader.without_env().load().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = error(ConfigLoader::new().set("server.timeout", "soon"));
+        assert!(e.contains("server.timeout"), "{e}");
+        let e = error(ConfigLoader::new().set("server.timeout", "2d"));
+        assert!(e.contains("server.timeout") && e.contains("outside"), "{e}");
+        let e = error(ConfigLoader::new().set("server.listen", "nowhere"));
+        assert!(e.contains("server.listen"), "{e}");
+        let e = error(ConfigLoader::new().set("server.max_frame_bytes", "-1"));
+        assert!(e.contains("server.max_frame_bytes"), "{e}");
+        let e = error(ConfigLoader::new().set("server.max_frame_bytes", "10"));
+        assert!(e.contains("server.max_frame_bytes"), "{e}");
+        let e = error(ConfigLoader::new().set("server.typo", "1"));
+        assert!(e.contains("typo"), "{e}");
+        for e in [e] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let e = error(ConfigLoader::new().file("/nonexistent/heartwatch.toml"));
+        assert!(e.contains("/nonexistent/heartwatch.toml"), "{e}");
+    }
+}

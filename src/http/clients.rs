@@ -1,0 +1,65 @@
+//! `GET /api/v1/clients` and `GET /api/v1/clients/{proj}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{ApiError, ApiState};
+use crate::protocol::Proj;
+use crate::supervision::{ClientState, List};
+
+/// Query string of the list: `?limit=N&after=PROJ&state=online`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+    state: Option<String>,
+}
+
+fn bad_request(message: String) -> HttpResponse {
+    HttpResponse::BadRequest().json(ApiError {
+        error: "bad_request",
+        message,
+    })
+}
+
+/// Online clients in `proj` order, paged with `limit` and `after` (the last `proj` of the
+/// previous page), optionally filtered by `state`.
+pub(crate) async fn list(state: web::Data<ApiState>, query: web::Query<ListQuery>) -> HttpResponse {
+    let after = match query.after.as_deref().map(Proj::new).transpose() {
+        Ok(after) => after,
+        Err(e) => return bad_request(format!("after: {e}")),
+    };
+    let wanted = match query.state.as_deref() {
+        None => None,
+        Some("online") => Some(ClientState::Online),
+        Some(other) => {
+            return bad_request(format!("state: unknown state {other:?} (known: online)"))
+        }
+    };
+    let mut clients = state
+        .registry
+        .list(List {
+            after,
+            limit: query.limit,
+        })
+        .await;
+    if let Some(wanted) = wanted {
+        clients.retain(|c| c.state == wanted);
+    }
+    HttpResponse::Ok().json(clients)
+}
+
+/// One client, or 404 if it is not online.
+pub(crate) async fn get(state: web::Data<ApiState>, path: web::Path<String>) -> HttpResponse {
+    let proj = match Proj::new(&path) {
+        Ok(proj) => proj,
+        Err(e) => return bad_request(format!("proj: {e}")),
+    };
+    match state.registry.get(proj.clone()).await {
+        Some(client) => HttpResponse::Ok().json(client),
+        None => HttpResponse::NotFound().json(ApiError {
+            error: "not_found",
+            message: format!("client {proj} is not online"),
+        }),
+    }
+}

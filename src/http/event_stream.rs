@@ -1,0 +1,81 @@
+//! `GET /api/v1/events`: server-sent events, one JSON event per `data:` line.
+
+use std::convert::Infallible;
+
+use actix::{Actor, Context, Handler};
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::ApiState;
+use crate::events::Event;
+
+/// Events kept for a slow event-stream reader before it is cut off (with an `event: lagged`
+/// message, so it knows to reconnect and re-read `/api/v1/clients`).
+pub const STREAM_BUFFER: usize = 16_384;
+
+/// The event-stream subscriber: serializes each event once and broadcasts it to every open
+/// `/api/v1/events` response.
+pub struct SseHub {
+    sender: broadcast::Sender<Bytes>,
+}
+
+impl SseHub {
+    /// A hub and the sender the API reads from.
+    pub fn new() -> (Self, broadcast::Sender<Bytes>) {
+        let (sender, _) = broadcast::channel(STREAM_BUFFER);
+        (
+            Self {
+                sender: sender.clone(),
+            },
+            sender,
+        )
+    }
+}
+
+impl Actor for SseHub {
+    type Context = Context<Self>;
+}
+
+impl Handler<Event> for SseHub {
+    type Result = ();
+
+    fn handle(&mut self, event: Event, _: &mut Context<Self>) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
+        let mut block = Vec::with_capacity(192);
+        block.extend_from_slice(b"data: ");
+        if serde_json::to_writer(&mut block, &event).is_ok() {
+            block.extend_from_slice(b"\n\n");
+            // No receiver left is not an error: nobody listens right now.
+            let _ = self.sender.send(Bytes::from(block));
+        }
+    }
+}
+
+/// Streams every event from now on.
+pub(crate) async fn events(state: web::Data<ApiState>) -> HttpResponse {
+    let receiver = state.events.subscribe();
+    let hello = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Bytes::from_static(b": heartwatch events\n\n"))
+    });
+    let body = futures_util::stream::unfold(Some(receiver), |receiver| async move {
+        let mut receiver = receiver?;
+        match receiver.recv().await {
+            Ok(block) => Some((Ok::<_, Infallible>(block), Some(receiver))),
+            Err(RecvError::Lagged(missed)) => Some((
+                Ok(Bytes::from(format!(
+                    "event: lagged\ndata: {{\"missed\":{missed}}}\n\n"
+                ))),
+                None,
+            )),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    use futures_util::StreamExt;
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .streaming(hello.chain(body))
+}

@@ -1,0 +1,72 @@
+//! The HTTP API (actix-web): clients, the event stream, metrics, health.
+//!
+//! [`configure`] mounts the routes into any actix-web `App`, so an application that embeds
+//! heartwatch can serve them from its own server; [`start`] runs them on their own listener.
+
+mod clients;
+mod event_stream;
+mod health;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+pub use event_stream::SseHub;
+
+use crate::metrics::Metrics;
+use crate::supervision::RegistryHandle;
+
+/// What the API handlers read. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The registry, for client queries.
+    pub registry: RegistryHandle,
+    /// The metrics to render.
+    pub metrics: Arc<Metrics>,
+    /// Serialized events (`data: ...\n\n` blocks) for the event stream.
+    pub events: broadcast::Sender<Bytes>,
+}
+
+/// A JSON error body: `{"error":"not_found","message":"..."}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiError {
+    error: &'static str,
+    message: String,
+}
+
+/// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}]`, `/api/v1/events`.
+pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/metrics", web::get().to(metrics::metrics))
+            .route("/api/v1/clients", web::get().to(clients::list))
+            .route("/api/v1/clients/{proj}", web::get().to(clients::get))
+            .route("/api/v1/events", web::get().to(event_stream::events));
+    }
+}
+
+/// Binds `addr` and builds the API server. The caller spawns the returned [`Server`] and stops
+/// it through the handle; signals are left to the caller (heartwatch owns SIGINT/SIGTERM).
+pub fn start(
+    addr: SocketAddr,
+    workers: usize,
+    state: ApiState,
+) -> std::io::Result<(Server, ServerHandle, SocketAddr)> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    Ok((server, handle, local))
+}

@@ -1,0 +1,60 @@
+//! heartwatch: heartbeat detection and liveness supervision on actix.
+//!
+//! Clients identified by a `proj` send heartbeats over TCP (newline-delimited JSON); each online
+//! client has a [`supervision::Monitor`] actor whose watchdog declares it offline when its
+//! heartbeats stop. Events go to subscribers: the log, the HTTP event stream, your code.
+//!
+//! # Layout: the path of a heartbeat
+//! - [`transport`]: the TCP listener and one [`transport::Session`] actor per connection.
+//! - [`protocol`]: the wire format, its framing, error codes and limits.
+//! - [`supervision`]: the [`supervision::Registry`] (`proj` → monitor, stops when empty,
+//!   restarted by [`supervision::RegistryHandle`]) and the [`supervision::Monitor`]s.
+//! - [`events`]: [`Event`]s and their fan-out to subscribers.
+//! - [`http`]: the HTTP API (clients, event stream, metrics, health).
+//! - [`extension`]: handlers for your own frame types.
+//! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
+//! - [`config`], [`logging`], [`metrics`], [`clock`], [`shutdown`]: the plumbing.
+//!
+//! # Embedding
+//! ```no_run
+//! use actix::prelude::*;
+//! use heartwatch::{Builder, Config, Event};
+//!
+//! struct Audit;
+//! impl Actor for Audit { type Context = Context<Self>; }
+//! impl Handler<Event> for Audit {
+//!     type Result = ();
+//!     fn handle(&mut self, event: Event, _: &mut Context<Self>) { println!("{event:?}"); }
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let server = Builder::new(Config::default().server)
+//!         .subscribe(Audit.start().recipient())
+//!         .start()
+//!         .await?;
+//!     heartwatch::shutdown::signal().await?;
+//!     server.stop().await;
+//!     Ok(())
+//! }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod extension;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;
+pub mod supervision;
+pub mod transport;
+
+pub use config::{Config, ConfigError, ConfigLoader};
+pub use events::{Event, EventBus, OfflineReason};
+pub use server::{Builder, Running, StartError};

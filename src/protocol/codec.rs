@@ -1,0 +1,171 @@
+//! Framing: newline-delimited frames in, JSON lines out.
+//!
+//! Decoding is tokio-util's [`AnyDelimiterCodec`] (bytes, not `String`, so that a non-UTF-8
+//! frame becomes an error reply instead of a fatal stream error). Encoding serializes a
+//! [`Reply`] straight into the write buffer and refuses to let that buffer grow past a cap,
+//! because actix's `FramedWrite` never applies backpressure on its own: a peer that sends but
+//! never reads would otherwise make the server buffer acks without bound.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, Encoder};
+
+use super::reply::Reply;
+
+/// Why the frame stream of a connection ended in error.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// A frame exceeded the configured maximum; the connection must be closed.
+    #[error("frame longer than {max} bytes")]
+    TooLarge {
+        /// The configured maximum, in bytes.
+        max: usize,
+    },
+    /// The socket failed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Splits the inbound byte stream into frames at `\n` (a trailing `\r` is kept and trimmed by
+/// the session, as are blank lines).
+#[derive(Debug)]
+pub struct FrameDecoder {
+    inner: AnyDelimiterCodec,
+    max: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses frames longer than `max_frame_bytes`.
+    pub fn new(max_frame_bytes: usize) -> Self {
+        Self {
+            inner: AnyDelimiterCodec::new_with_max_length(
+                b"\n".to_vec(),
+                b"\n".to_vec(),
+                max_frame_bytes,
+            ),
+            max: max_frame_bytes,
+        }
+    }
+
+    fn map_err(&self, e: AnyDelimiterCodecError) -> FrameError {
+        match e {
+            AnyDelimiterCodecError::MaxChunkLengthExceeded => {
+                FrameError::TooLarge { max: self.max }
+            }
+            AnyDelimiterCodecError::Io(e) => FrameError::Io(e),
+        }
+    }
+}
+
+impl Decoder for FrameDecoder {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        self.inner.decode(src).map_err(|e| self.map_err(e))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        self.inner.decode_eof(src).map_err(|e| self.map_err(e))
+    }
+}
+
+/// The write buffer of one connection holds more than the cap: its peer does not read.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// Too many unsent bytes are queued.
+    #[error("peer is not reading: {queued} bytes queued, the cap is {cap}")]
+    Backlog {
+        /// Bytes already queued.
+        queued: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// Serialization failed (cannot happen for the built-in replies).
+    #[error("could not encode reply: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The socket failed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes each [`Reply`] as one JSON line.
+#[derive(Debug)]
+pub struct ReplyEncoder {
+    max_queued: usize,
+}
+
+impl ReplyEncoder {
+    /// An encoder that fails once `max_queued` bytes wait to be sent.
+    pub fn new(max_queued: usize) -> Self {
+        Self { max_queued }
+    }
+}
+
+impl Encoder<Reply> for ReplyEncoder {
+    type Error = EncodeError;
+
+    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        if dst.len() > self.max_queued {
+            return Err(EncodeError::Backlog {
+                queued: dst.len(),
+                cap: self.max_queued,
+            });
+        }
+        serde_json::to_writer(dst.writer(), &reply)?;
+        dst.put_u8(b'\n');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorCode, Proj};
+
+    #[test]
+    fn splits_lines_and_keeps_partial_frames() {
+        let mut dec = FrameDecoder::new(64);
+        let mut buf = BytesMut::from(&b"a\r\n\nbc\nhal"[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), &b"a\r"[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), &b""[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), &b"bc"[..]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(dec.decode_eof(&mut buf).unwrap().unwrap(), &b"hal"[..]);
+    }
+
+    #[test]
+    fn refuses_oversized_frames() {
+        let mut dec = FrameDecoder::new(8);
+        let mut buf = BytesMut::from(&b"0123456789abcdef\n"[..]);
+        assert!(matches!(
+            dec.decode(&mut buf),
+            Err(FrameError::TooLarge { max: 8 })
+        ));
+        // Without a newline in sight, too.
+        let mut dec = FrameDecoder::new(8);
+        let mut buf = BytesMut::from(&b"0123456789abcdef"[..]);
+        assert!(matches!(
+            dec.decode(&mut buf),
+            Err(FrameError::TooLarge { max: 8 })
+        ));
+    }
+
+    #[test]
+    fn encodes_one_line_per_reply_and_caps_the_backlog() {
+        let mut enc = ReplyEncoder::new(40);
+        let mut buf = BytesMut::new();
+        let ack = Reply::Ack {
+            proj: Proj::new("P").unwrap(),
+            seq: Some(1),
+            timeout_ms: None,
+        };
+        enc.encode(ack.clone(), &mut buf).unwrap();
+        assert_eq!(&buf[..], b"{\"type\":\"ack\",\"proj\":\"P\",\"seq\":1}\n");
+        enc.encode(Reply::error(ErrorCode::BadJson, "x"), &mut buf)
+            .unwrap();
+        assert!(matches!(
+            enc.encode(ack, &mut buf),
+            Err(EncodeError::Backlog { .. })
+        ));
+    }
+}

@@ -1,0 +1,18 @@
+//! Wire protocol v1: newline-delimited JSON over TCP.
+//!
+//! This module is the single source of truth for what docs/protocol.md describes: the message
+//! types ([`Request`], [`Reply`]), the error codes ([`ErrorCode`]), the limits
+//! ([`MAX_PROJ_BYTES`], the configurable frame size) and the framing ([`FrameDecoder`],
+//! [`ReplyEncoder`]).
+
+mod codec;
+mod error_code;
+mod proj;
+mod reply;
+mod request;
+
+pub use codec::{EncodeError, FrameDecoder, FrameError, ReplyEncoder};
+pub use error_code::ErrorCode;
+pub use proj::{Proj, ProjError, MAX_PROJ_BYTES};
+pub use reply::Reply;
+pub use request::{Request, RequestError, BUILTIN_TYPES};

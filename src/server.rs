@@ -1,0 +1,244 @@
+//! Starting and stopping a heartwatch server inside an actix System.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::{Actor, Arbiter, Recipient, System};
+use actix_web::dev::ServerHandle;
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::events::{Event, EventBus, LogSink};
+use crate::extension::{FrameHandler, HandlerNameError, Handlers};
+use crate::http::{self, ApiState, SseHub};
+use crate::metrics::Metrics;
+use crate::supervision::RegistryHandle;
+use crate::transport::{self, SessionServices};
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// Its address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A custom handler has an unusable name.
+    #[error(transparent)]
+    Handler(#[from] HandlerNameError),
+    /// `start` was called outside an actix System.
+    #[error("heartwatch must be started inside a running actix System")]
+    NoSystem,
+}
+
+/// Configures and starts heartwatch inside the current actix System.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), heartwatch::StartError> {
+/// let config = heartwatch::Config::default();
+/// let server = heartwatch::Builder::new(config.server).start().await?;
+/// println!("heartbeats on {}", server.tcp_addr());
+/// server.stop().await;
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    config: ServerConfig,
+    handlers: Vec<(String, Arc<dyn FrameHandler>)>,
+    subscribers: Vec<Recipient<Event>>,
+    http: bool,
+    log_events: bool,
+}
+
+impl Builder {
+    /// A server with `config`, the HTTP API on its own listener, and events logged.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            handlers: Vec::new(),
+            subscribers: Vec::new(),
+            http: true,
+            log_events: true,
+        }
+    }
+
+    /// Answers frames of type `kind` with `handler` (the extension point).
+    pub fn handler(mut self, kind: impl Into<String>, handler: impl FrameHandler) -> Self {
+        self.handlers.push((kind.into(), Arc::new(handler)));
+        self
+    }
+
+    /// Sends every event to `subscriber`.
+    pub fn subscribe(mut self, subscriber: Recipient<Event>) -> Self {
+        self.subscribers.push(subscriber);
+        self
+    }
+
+    /// Whether to serve the HTTP API on `server.http` (default yes). Without it, mount
+    /// [`http::configure`] with [`Running::api_state`] into your own actix-web `App`.
+    pub fn http(mut self, enabled: bool) -> Self {
+        self.http = enabled;
+        self
+    }
+
+    /// Whether to log each event at info level (default yes).
+    pub fn log_events(mut self, enabled: bool) -> Self {
+        self.log_events = enabled;
+        self
+    }
+
+    /// Binds the listeners and starts the arbiters. Must run inside an actix System.
+    pub async fn start(self) -> Result<Running, StartError> {
+        if System::try_current().is_none() {
+            return Err(StartError::NoSystem);
+        }
+        let config = self.config;
+        let handlers = Handlers::new(self.handlers)?;
+        let metrics = Arc::new(Metrics::new());
+        let events = EventBus::new();
+        for subscriber in self.subscribers {
+            events.subscribe(subscriber);
+        }
+        if self.log_events {
+            events.subscribe(LogSink.start().recipient());
+        }
+        let (hub, stream_sender) = SseHub::new();
+        events.subscribe(hub.start().recipient());
+
+        let registry = RegistryHandle::new(
+            Arbiter::current(),
+            config.timeout_policy(),
+            events.clone(),
+            metrics.clone(),
+        );
+        let api = ApiState {
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+            events: stream_sender,
+        };
+
+        let listener =
+            transport::bind(config.listen, config.backlog).map_err(|source| StartError::Bind {
+                what: "heartbeats",
+                addr: config.listen,
+                source,
+            })?;
+        let tcp_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            what: "heartbeats",
+            addr: config.listen,
+            source,
+        })?;
+
+        let (http_handle, http_addr) = if self.http {
+            let (server, handle, addr) = http::start(config.http, config.http_workers, api.clone())
+                .map_err(|source| StartError::Bind {
+                    what: "HTTP API",
+                    addr: config.http,
+                    source,
+                })?;
+            actix_rt::spawn(server);
+            (Some(handle), Some(addr))
+        } else {
+            (None, None)
+        };
+
+        let arbiters: Vec<Arbiter> = (0..config.worker_count()).map(|_| Arbiter::new()).collect();
+        let services = Arc::new(SessionServices {
+            registry: registry.clone(),
+            handlers,
+            metrics: metrics.clone(),
+            max_frame_bytes: config.max_frame_bytes,
+            max_write_backlog: config.max_write_backlog,
+        });
+        let accept = actix_rt::spawn(transport::accept_loop(
+            listener,
+            arbiters.iter().map(Arbiter::handle).collect(),
+            services,
+        ));
+        log::info!(
+            "heartwatch listening for heartbeats on {tcp_addr}{}",
+            http_addr.map_or(String::new(), |a| format!(", HTTP API on http://{a}"))
+        );
+        Ok(Running {
+            tcp_addr,
+            http_addr,
+            registry,
+            events,
+            metrics,
+            api,
+            accept,
+            http: http_handle,
+            arbiters,
+        })
+    }
+}
+
+/// A running server. Dropping it leaves it running; call [`Running::stop`] to stop it.
+pub struct Running {
+    tcp_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    registry: RegistryHandle,
+    events: EventBus,
+    metrics: Arc<Metrics>,
+    api: ApiState,
+    accept: JoinHandle<()>,
+    http: Option<ServerHandle>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Running {
+    /// The heartbeat listener's address (useful with port 0).
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// The HTTP API's address, if it runs on its own listener.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The registry: query clients, deliver heartbeats from another transport.
+    pub fn registry(&self) -> &RegistryHandle {
+        &self.registry
+    }
+
+    /// The event bus: subscribe more recipients at any time.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// What [`http::configure`] needs to mount the API in another actix-web `App`.
+    pub fn api_state(&self) -> ApiState {
+        self.api.clone()
+    }
+
+    /// Stops accepting, stops the HTTP API, closes every session and joins the session threads.
+    pub async fn stop(self) {
+        self.accept.abort();
+        // Wait for the accept task to go, so the listening socket is closed on return.
+        let _ = self.accept.await;
+        if let Some(http) = self.http {
+            http.stop(false).await;
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        let arbiters = self.arbiters;
+        let joined = actix_rt::task::spawn_blocking(move || {
+            for arbiter in arbiters {
+                let _ = arbiter.join();
+            }
+        });
+        let _ = joined.await;
+        log::info!("heartwatch stopped");
+    }
+}

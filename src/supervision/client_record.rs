@@ -1,0 +1,112 @@
+//! What the server knows about one online client, readable without asking its monitor.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::clock::serialize_rfc3339;
+use crate::protocol::Proj;
+
+/// The state of a client as the API reports it.
+///
+/// Only online clients are in the registry: an offline client is removed (and the API answers
+/// 404 for it), so `Online` is the one state today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientState {
+    /// Beating within its timeout.
+    Online,
+}
+
+/// A point-in-time copy of a client's record, as served by the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientInfo {
+    /// The client.
+    pub proj: Proj,
+    /// Its state.
+    pub state: ClientState,
+    /// Wall time of its last heartbeat.
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub last_seen: SystemTime,
+    /// Heartbeats accepted since it came online.
+    pub heartbeats: u64,
+    /// Its effective watchdog timeout.
+    pub timeout_ms: u64,
+    /// Where its last heartbeat came from.
+    pub addr: SocketAddr,
+}
+
+/// The live record of one client, shared by its monitor (the only writer) and the registry
+/// (which answers queries from it).
+///
+/// Sharing it means a query never waits on thousands of monitor mailboxes and a heartbeat
+/// never hops through the registry; the monitor updates it before it acks, so a query made
+/// after an ack sees that heartbeat.
+#[derive(Debug)]
+pub struct ClientRecord {
+    proj: Proj,
+    state: Mutex<RecordState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RecordState {
+    addr: SocketAddr,
+    last_seen: SystemTime,
+    heartbeats: u64,
+    timeout: Duration,
+}
+
+impl ClientRecord {
+    /// The record of a client whose first heartbeat arrives now.
+    pub fn new(proj: Proj, addr: SocketAddr, timeout: Duration, now: SystemTime) -> Self {
+        Self {
+            proj,
+            state: Mutex::new(RecordState {
+                addr,
+                last_seen: now,
+                heartbeats: 1,
+                timeout,
+            }),
+        }
+    }
+
+    /// The client.
+    pub fn proj(&self) -> &Proj {
+        &self.proj
+    }
+
+    /// Records one more heartbeat.
+    pub fn beat(&self, addr: SocketAddr, timeout: Duration, now: SystemTime) {
+        let mut s = self.lock();
+        s.addr = addr;
+        s.last_seen = now;
+        s.heartbeats += 1;
+        s.timeout = timeout;
+    }
+
+    /// Wall time of the last heartbeat and where it came from.
+    pub fn last_seen(&self) -> (SystemTime, SocketAddr) {
+        let s = self.lock();
+        (s.last_seen, s.addr)
+    }
+
+    /// A copy for the API.
+    pub fn snapshot(&self) -> ClientInfo {
+        let s = *self.lock();
+        ClientInfo {
+            proj: self.proj.clone(),
+            state: ClientState::Online,
+            last_seen: s.last_seen,
+            heartbeats: s.heartbeats,
+            timeout_ms: u64::try_from(s.timeout.as_millis()).unwrap_or(u64::MAX),
+            addr: s.addr,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecordState> {
+        // The critical sections cannot panic; a poisoned lock still holds consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,14 @@
+//! Liveness supervision: one [`Monitor`] actor per client with its watchdog, and the
+//! [`Registry`] that maps `proj` to monitors, reached through a [`RegistryHandle`].
+
+mod client_record;
+mod monitor;
+mod registry;
+mod registry_handle;
+mod timeout_policy;
+
+pub use client_record::{ClientInfo, ClientRecord, ClientState};
+pub use monitor::{Beat, BeatAck, Leave, Monitor};
+pub use registry::{Departed, Get, List, Registry, Remove, Resolve, Resolved};
+pub use registry_handle::{BeatRequest, Delivered, RegistryHandle, Unavailable};
+pub use timeout_policy::TimeoutPolicy;

@@ -1,0 +1,83 @@
+//! Accepting connections and spreading them over the session arbiters.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::ArbiterHandle;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use super::session::{Session, SessionServices};
+
+/// How long to pause accepting after an error such as "too many open files", so that a full
+/// file table turns into a slower accept rate instead of a busy loop.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Binds `addr` with a listen backlog of `backlog`. tokio's `TcpListener::bind` uses 128, which
+/// overflows when thousands of clients connect at once (they then wait seconds for a SYN retry).
+pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Accepts forever, handing each connection to the next arbiter in turn. Runs until its task
+/// is aborted (which drops the listener and closes the port).
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    arbiters: Vec<ArbiterHandle>,
+    services: Arc<SessionServices>,
+) {
+    let mut next = 0usize;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let arbiter = &arbiters[next % arbiters.len()];
+                next = next.wrapping_add(1);
+                hand_over(stream, peer, arbiter, services.clone());
+            }
+            // The peer gave up before we accepted: nothing to do.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Moves an accepted socket to `arbiter`'s thread: a tokio socket is bound to the reactor of
+/// the thread that registered it, so it travels as a std socket and is registered again there.
+fn hand_over(
+    stream: TcpStream,
+    peer: SocketAddr,
+    arbiter: &ArbiterHandle,
+    services: Arc<SessionServices>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        log::debug!("set_nodelay for {peer}: {e}");
+    }
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("could not hand over connection from {peer}: {e}");
+            return;
+        }
+    };
+    arbiter.spawn(async move {
+        match TcpStream::from_std(std_stream) {
+            Ok(stream) => Session::start(stream, peer, services),
+            Err(e) => log::warn!("could not register connection from {peer}: {e}"),
+        }
+    });
+}

@@ -1,0 +1,8 @@
+//! Where heartbeats enter: the TCP listener and one session actor per connection.
+
+mod listener;
+mod session;
+
+pub(crate) use listener::{accept_loop, bind};
+pub use session::Session;
+pub(crate) use session::SessionServices;
