@@ -205,21 +205,21 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_key() {
-        let e = error(ConfigLoader::new().set("server.timeout", "soon"));
-        assert!(e.contains("server.timeout"), "{e}");
-        let e = error(ConfigLoader::new().set("server.timeout", "2d"));
-        assert!(e.contains("server.timeout") && e.contains("outside"), "{e}");
-        let e = error(ConfigLoader::new().set("server.listen", "nowhere"));
-        assert!(e.contains("server.listen"), "{e}");
-        let e = error(ConfigLoader::new().set("server.max_frame_bytes", "-1"));
-        assert!(e.contains("server.max_frame_bytes"), "{e}");
-        let e = error(ConfigLoader::new().set("server.max_frame_bytes", "10"));
-        assert!(e.contains("server.max_frame_bytes"), "{e}");
-        let e = error(ConfigLoader::new().set("server.typo", "1"));
-        assert!(e.contains("typo"), "{e}");
-        for e in [e] {
-            assert!(!e.contains('\n'), "one line: {e}");
+    fn errors_name_the_key_on_one_line() {
+        let cases = [
+            ("server.timeout", "soon", "server.timeout"),
+            ("server.timeout", "2d", "outside"),
+            ("server.min_timeout", "0s", "server.min_timeout"),
+            ("server.listen", "nowhere", "server.listen"),
+            ("server.max_frame_bytes", "-1", "server.max_frame_bytes"),
+            ("server.max_frame_bytes", "10", "server.max_frame_bytes"),
+            ("server.typo", "1", "typo"),
+            ("log.level", "loud", "log.level"),
+        ];
+        for (key, value, needle) in cases {
+            let e = error(ConfigLoader::new().set(key, value));
+            assert!(e.contains(needle), "{key}={value}: {e}");
+            assert!(!e.contains('\n'), "{key}={value}: not one line: {e}");
         }
     }
 

@@ -12,3 +12,6 @@ pub use monitor::{Beat, BeatAck, Leave, Monitor};
 pub use registry::{Departed, Get, List, Registry, Remove, Resolve, Resolved};
 pub use registry_handle::{BeatRequest, Delivered, RegistryHandle, Unavailable};
 pub use timeout_policy::TimeoutPolicy;
+
+#[cfg(test)]
+mod tests;

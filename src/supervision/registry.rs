@@ -104,6 +104,9 @@ struct Entry {
 /// Steady-state heartbeats never pass through it: sessions keep their monitor's address.
 pub struct Registry {
     clients: BTreeMap<Proj, Entry>,
+    /// `Remove`s waiting for their monitor to leave. The registry does not stop under them:
+    /// stopping would drop their reply and make an offline look like it failed.
+    removing: usize,
     deps: RegistryDeps,
 }
 
@@ -111,6 +114,7 @@ impl Registry {
     pub(crate) fn new(deps: RegistryDeps) -> Self {
         Self {
             clients: BTreeMap::new(),
+            removing: 0,
             deps,
         }
     }
@@ -123,9 +127,15 @@ impl Registry {
         {
             self.clients.remove(proj);
             self.deps.metrics.client_removed();
-            if self.clients.is_empty() {
-                ctx.stop();
-            }
+        }
+        self.stop_if_idle(ctx);
+    }
+
+    /// Stops when no client is online and no removal is in flight; the next heartbeat starts
+    /// a fresh registry through the handle.
+    fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.clients.is_empty() && self.removing == 0 {
+            ctx.stop();
         }
     }
 }
@@ -195,7 +205,9 @@ impl Handler<Remove> for Registry {
         let leave = monitor.send(Leave {
             reason: OfflineReason::Offline,
         });
+        self.removing += 1;
         Box::pin(leave.into_actor(self).map(move |_, act, ctx| {
+            act.removing -= 1;
             act.forget(&msg.proj, &monitor, ctx);
             true
         }))

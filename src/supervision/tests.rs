@@ -1,0 +1,370 @@
+//! Monitor and registry behaviour on paused tokio time: every deadline is exact and a 20 s
+//! watchdog takes microseconds of real time.
+//!
+//! With time paused, the runtime advances the clock only when every task is idle, so after
+//! `sleep(d)` returns, every timer due before `d` has fired and its consequences (events,
+//! registry updates) have been processed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
+use tokio::time::sleep;
+
+use super::*;
+use crate::events::{Event, EventBus, OfflineReason};
+use crate::metrics::Metrics;
+use crate::protocol::Proj;
+
+#[derive(Default)]
+struct Collector(Vec<Event>);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Event> for Collector {
+    type Result = ();
+    fn handle(&mut self, event: Event, _: &mut Context<Self>) {
+        self.0.push(event);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<Event>")]
+struct Take;
+
+impl Handler<Take> for Collector {
+    type Result = actix::MessageResult<Take>;
+    fn handle(&mut self, _: Take, _: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(std::mem::take(&mut self.0))
+    }
+}
+
+struct Fixture {
+    registry: RegistryHandle,
+    metrics: Arc<Metrics>,
+    events: Addr<Collector>,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const MS: Duration = Duration::from_millis(1);
+
+fn fixture() -> Fixture {
+    tokio::time::pause();
+    let bus = EventBus::new();
+    let events = Collector::default().start();
+    bus.subscribe(events.clone().recipient());
+    let metrics = Arc::new(Metrics::new());
+    let policy = TimeoutPolicy {
+        default: TIMEOUT,
+        ..TimeoutPolicy::default()
+    };
+    Fixture {
+        registry: RegistryHandle::new(Arbiter::current(), policy, bus, metrics.clone()),
+        metrics,
+        events,
+    }
+}
+
+fn proj(s: &str) -> Proj {
+    Proj::new(s).unwrap()
+}
+
+fn addr() -> SocketAddr {
+    "127.0.0.1:4000".parse().unwrap()
+}
+
+impl Fixture {
+    async fn beat(&self, p: &str, timeout_ms: Option<u64>) -> Delivered {
+        self.beat_via(p, timeout_ms, None).await
+    }
+
+    async fn beat_via(
+        &self,
+        p: &str,
+        timeout_ms: Option<u64>,
+        cached: Option<Addr<Monitor>>,
+    ) -> Delivered {
+        let request = BeatRequest {
+            proj: proj(p),
+            addr: addr(),
+            timeout_ms,
+        };
+        self.registry
+            .beat(request, cached)
+            .await
+            .expect("heartbeat delivered")
+    }
+
+    async fn online(&self, p: &str) -> bool {
+        self.registry.get(proj(p)).await.is_some()
+    }
+
+    /// (event, proj, reason) for each event since the last call.
+    async fn events(&self) -> Vec<(&'static str, String, Option<OfflineReason>)> {
+        self.events
+            .send(Take)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                Event::Online { proj, .. } => ("online", proj.to_string(), None),
+                Event::Offline { proj, reason, .. } => ("offline", proj.to_string(), Some(reason)),
+            })
+            .collect()
+    }
+}
+
+#[actix_rt::test]
+async fn watchdog_fires_at_the_deadline_and_not_before() {
+    let f = fixture();
+    f.beat("P-17", None).await;
+    assert_eq!(f.events().await, [("online", "P-17".into(), None)]);
+
+    sleep(TIMEOUT - MS).await;
+    assert!(f.online("P-17").await, "offline before its deadline");
+    assert!(f.events().await.is_empty());
+
+    sleep(2 * MS).await;
+    assert!(!f.online("P-17").await, "still online after its deadline");
+    assert_eq!(
+        f.events().await,
+        [("offline", "P-17".into(), Some(OfflineReason::Timeout))]
+    );
+    assert_eq!(f.metrics.offline_total(OfflineReason::Timeout), 1);
+}
+
+#[actix_rt::test]
+async fn a_heartbeat_pushes_the_deadline_back() {
+    let f = fixture();
+    f.beat("P", None).await;
+    for _ in 0..10 {
+        sleep(TIMEOUT - MS).await;
+        f.beat("P", None).await;
+    }
+    // Ten timeouts have passed since the first heartbeat, none since the last.
+    sleep(TIMEOUT - MS).await;
+    assert!(f.online("P").await);
+    sleep(2 * MS).await;
+    assert!(!f.online("P").await);
+    let info_events = f.events().await;
+    assert_eq!(info_events.len(), 2, "{info_events:?}");
+    assert_eq!(f.metrics.heartbeats(), 11);
+}
+
+#[actix_rt::test]
+async fn a_client_timeout_is_clamped_and_sticky() {
+    let f = fixture();
+    let first = f.beat("P", Some(1_500)).await;
+    assert_eq!(first.timeout, Duration::from_millis(1_500));
+    // Without timeout_ms the client keeps the one it asked for.
+    sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        f.beat("P", None).await.timeout,
+        Duration::from_millis(1_500)
+    );
+    sleep(Duration::from_millis(1_499)).await;
+    assert!(f.online("P").await);
+    sleep(2 * MS).await;
+    assert!(!f.online("P").await);
+
+    // Below the minimum: clamped to 100 ms.
+    assert_eq!(
+        f.beat("Q", Some(1)).await.timeout,
+        Duration::from_millis(100)
+    );
+    sleep(Duration::from_millis(99)).await;
+    assert!(f.online("Q").await);
+    sleep(2 * MS).await;
+    assert!(!f.online("Q").await);
+
+    // A later heartbeat may shorten it: the pending deadline moves earlier.
+    f.beat("R", Some(10_000)).await;
+    f.beat("R", Some(200)).await;
+    sleep(Duration::from_millis(201)).await;
+    assert!(!f.online("R").await);
+}
+
+#[actix_rt::test]
+async fn offline_removes_at_once() {
+    let f = fixture();
+    f.beat("P", None).await;
+    assert!(f.registry.leave(proj("P")).await.unwrap());
+    assert!(
+        !f.online("P").await,
+        "a query after the ack sees the removal"
+    );
+    assert_eq!(
+        f.events().await,
+        [
+            ("online", "P".into(), None),
+            ("offline", "P".into(), Some(OfflineReason::Offline))
+        ]
+    );
+    // Idempotent, and no later timeout for a client that left.
+    assert!(!f.registry.leave(proj("P")).await.unwrap());
+    sleep(TIMEOUT * 2).await;
+    assert!(f.events().await.is_empty());
+    assert_eq!(f.metrics.clients(), 0);
+}
+
+#[actix_rt::test]
+async fn registry_stops_when_empty_and_starts_again() {
+    let f = fixture();
+    assert!(!f.registry.is_running());
+    assert!(!f.metrics.is_registry_running());
+    // Queries do not start it.
+    assert!(f.registry.list(List::default()).await.is_empty());
+    assert!(!f.registry.is_running());
+
+    f.beat("A", None).await;
+    f.beat("B", Some(30_000)).await;
+    assert!(f.registry.is_running());
+    assert!(f.metrics.is_registry_running());
+    assert_eq!(f.metrics.clients(), 2);
+
+    sleep(TIMEOUT + MS).await;
+    assert!(f.registry.is_running(), "B is still online");
+    sleep(Duration::from_secs(10)).await;
+    assert!(!f.metrics.is_registry_running(), "stopped when empty");
+    assert_eq!(f.metrics.clients(), 0);
+
+    f.beat("A", None).await;
+    assert!(f.registry.is_running());
+    assert!(f.metrics.is_registry_running());
+    assert!(f.online("A").await);
+}
+
+/// The lazy stop/start must not lose a heartbeat that arrives while the registry is stopping:
+/// here the last client's watchdog fires in the same instant as another client's first
+/// heartbeat, at every offset around the deadline.
+#[actix_rt::test]
+async fn no_heartbeat_is_lost_while_the_registry_stops() {
+    let f = fixture();
+    for round in 0..200u64 {
+        f.beat("last", Some(100)).await;
+        // A heartbeat for a new client, sent at 99, 100 or 101 ms after the last client's.
+        let offset = Duration::from_millis(99 + round % 3);
+        let registry = f.registry.clone();
+        let newcomer = actix_rt::spawn(async move {
+            sleep(offset).await;
+            registry
+                .beat(
+                    BeatRequest {
+                        proj: proj("new"),
+                        addr: addr(),
+                        timeout_ms: Some(100),
+                    },
+                    None,
+                )
+                .await
+        });
+        newcomer
+            .await
+            .unwrap()
+            .expect("heartbeat lost around a registry stop");
+        assert!(f.online("new").await, "round {round}");
+        // Let both expire: the registry stops, and the next round restarts it.
+        sleep(Duration::from_millis(250)).await;
+        assert!(!f.registry.is_running(), "round {round}");
+    }
+}
+
+/// Heartbeats and offlines of one client from several tasks, as fast as they go: every call
+/// succeeds and the per-client events alternate online/offline.
+#[actix_rt::test]
+async fn tight_loop_of_heartbeats_and_offlines() {
+    let f = fixture();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let registry = f.registry.clone();
+        tasks.push(actix_rt::spawn(async move {
+            for i in 0..500 {
+                if (i + worker) % 2 == 0 {
+                    let request = BeatRequest {
+                        proj: proj("P"),
+                        addr: addr(),
+                        timeout_ms: None,
+                    };
+                    registry
+                        .beat(request, None)
+                        .await
+                        .expect("heartbeat delivered");
+                } else {
+                    registry.leave(proj("P")).await.expect("offline delivered");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = f.events().await;
+    assert!(!events.is_empty());
+    for (i, (kind, _, _)) in events.iter().enumerate() {
+        let expected = if i % 2 == 0 { "online" } else { "offline" };
+        assert_eq!(*kind, expected, "event {i} of {events:?}");
+    }
+    let online = f.online("P").await;
+    assert_eq!(
+        online,
+        events.len() % 2 == 1,
+        "state matches the last event"
+    );
+    assert_eq!(f.metrics.clients(), i64::from(online));
+}
+
+/// A session's cached monitor that has expired is replaced at once: offline (timeout) is
+/// published before the new online.
+#[actix_rt::test]
+async fn a_stale_cached_monitor_is_replaced_in_order() {
+    let f = fixture();
+    let first = f.beat("P", Some(100)).await;
+    sleep(Duration::from_millis(101)).await;
+    let second = f.beat_via("P", None, Some(first.monitor.clone())).await;
+    assert_ne!(first.monitor, second.monitor);
+    assert_eq!(
+        f.events().await,
+        [
+            ("online", "P".into(), None),
+            ("offline", "P".into(), Some(OfflineReason::Timeout)),
+            ("online", "P".into(), None),
+        ]
+    );
+    // The new monitor starts from the default timeout: the old one's is gone with it.
+    assert_eq!(second.timeout, TIMEOUT);
+    let info = f.registry.get(proj("P")).await.unwrap();
+    assert_eq!(info.heartbeats, 1);
+}
+
+#[actix_rt::test]
+async fn list_pages_in_proj_order() {
+    let f = fixture();
+    for p in ["c", "a", "d", "b"] {
+        f.beat(p, None).await;
+    }
+    let page = |after: Option<&str>, limit| List {
+        after: after.map(proj),
+        limit,
+    };
+    let names = |v: Vec<ClientInfo>| {
+        v.into_iter()
+            .map(|c| c.proj.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(f.registry.list(page(None, None)).await),
+        ["a", "b", "c", "d"]
+    );
+    assert_eq!(
+        names(f.registry.list(page(None, Some(2))).await),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(f.registry.list(page(Some("b"), Some(2))).await),
+        ["c", "d"]
+    );
+    assert!(f.registry.list(page(Some("d"), None)).await.is_empty());
+}
