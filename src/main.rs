@@ -77,7 +77,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 
     let outcome = actix_rt::System::new().block_on(async move {
-        let server = Builder::new(config.server).start().await?;
+        let server = Builder::new(config.server)
+            .session(config.session)
+            .start()
+            .await?;
         match shutdown::signal().await {
             Ok(name) => log::info!("{name} received, shutting down"),
             Err(e) => log::error!("cannot wait for signals ({e}), shutting down"),

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::events::OfflineReason;
 use crate::protocol::ErrorCode;
+use crate::transport::CloseReason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -33,6 +34,8 @@ pub struct Metrics {
     connections: Gauge<i64, AtomicI64>,
     registry_running: Gauge<i64, AtomicI64>,
     frame_errors: Vec<(ErrorCode, Counter)>,
+    pings: Counter,
+    sessions_closed: Vec<(CloseReason, Counter)>,
 }
 
 impl Default for Metrics {
@@ -95,7 +98,28 @@ impl Metrics {
                 (c, errors_family.get_or_create(&label).clone())
             })
             .collect();
+        let pings = Counter::default();
+        registry.register(
+            "heartwatch_pings",
+            "Pings sent to silent connections (session.idle_ping)",
+            pings.clone(),
+        );
+        let closed_family = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "heartwatch_sessions_closed",
+            "Connections ended, by reason",
+            closed_family.clone(),
+        );
+        let sessions_closed = CloseReason::ALL
+            .iter()
+            .map(|&r| {
+                let label = ReasonLabel { reason: r.as_str() };
+                (r, closed_family.get_or_create(&label).clone())
+            })
+            .collect();
         Self {
+            pings,
+            sessions_closed,
             registry,
             clients,
             heartbeats,
@@ -143,6 +167,27 @@ impl Metrics {
         }
     }
 
+    pub(crate) fn ping_sent(&self) {
+        self.pings.inc();
+    }
+    pub(crate) fn session_closed(&self, reason: CloseReason) {
+        if let Some((_, c)) = self.sessions_closed.iter().find(|(r, _)| *r == reason) {
+            c.inc();
+        }
+    }
+
+    /// Pings sent so far.
+    pub fn pings(&self) -> u64 {
+        self.pings.get()
+    }
+    /// Sessions closed so far for `reason`.
+    pub fn sessions_closed(&self, reason: CloseReason) -> u64 {
+        self.sessions_closed
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, c)| c.get())
+    }
+
     /// Clients online now.
     pub fn clients(&self) -> i64 {
         self.clients.get()
@@ -188,6 +233,8 @@ mod tests {
             "heartwatch_connections 0",
             "heartwatch_registry_running 1",
             "heartwatch_frame_errors_total{code=\"bad_json\"} 0",
+            "heartwatch_pings_total 0",
+            "heartwatch_sessions_closed_total{reason=\"idle\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -7,7 +7,7 @@ use actix::{Actor, Arbiter, Recipient, System};
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
@@ -48,6 +48,7 @@ pub enum StartError {
 /// ```
 pub struct Builder {
     config: ServerConfig,
+    session: SessionConfig,
     handlers: Vec<(String, Arc<dyn FrameHandler>)>,
     subscribers: Vec<Recipient<Event>>,
     http: bool,
@@ -59,11 +60,19 @@ impl Builder {
     pub fn new(config: ServerConfig) -> Self {
         Self {
             config,
+            session: SessionConfig::default(),
             handlers: Vec::new(),
             subscribers: Vec::new(),
             http: true,
             log_events: true,
         }
+    }
+
+    /// Per-connection liveness settings (pings, first-frame deadline, TCP keepalive); the
+    /// defaults of `config/default.toml` otherwise.
+    pub fn session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
     }
 
     /// Answers frames of type `kind` with `handler` (the extension point).
@@ -153,6 +162,7 @@ impl Builder {
             metrics: metrics.clone(),
             max_frame_bytes: config.max_frame_bytes,
             max_write_backlog: config.max_write_backlog,
+            session: self.session,
         });
         let accept = actix_rt::spawn(transport::accept_loop(
             listener,

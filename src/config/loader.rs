@@ -144,6 +144,29 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     if s.http_workers == 0 {
         return Err(value("server.http_workers", "must be greater than zero"));
     }
+    let session = &config.session;
+    if !session.idle_ping.is_zero() {
+        if session.pong_timeout.is_zero() {
+            return Err(value(
+                "session.pong_timeout",
+                "must be greater than zero when session.idle_ping is on",
+            ));
+        }
+        if session.ping_retries == 0 {
+            return Err(value(
+                "session.ping_retries",
+                "must be at least 1 when session.idle_ping is on",
+            ));
+        }
+    }
+    if !session.keepalive.is_zero()
+        && (session.keepalive_interval.is_zero() || session.keepalive_retries == 0)
+    {
+        return Err(value(
+            "session.keepalive_interval",
+            "keepalive_interval and keepalive_retries must be positive when keepalive is on",
+        ));
+    }
     Ok(())
 }
 

@@ -18,8 +18,45 @@ use crate::supervision::TimeoutPolicy;
 pub struct Config {
     /// The listeners and the protocol limits.
     pub server: ServerConfig,
+    /// Per-connection liveness: pings, deadlines, TCP keepalive.
+    pub session: SessionConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[session]`: per-connection liveness. A zero duration turns the feature off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Inbound silence after which the server pings; zero: never.
+    #[serde(with = "humantime_serde")]
+    pub idle_ping: Duration,
+    /// How long a ping waits for its answer.
+    #[serde(with = "humantime_serde")]
+    pub pong_timeout: Duration,
+    /// Unanswered pings in a row after which the connection is closed.
+    pub ping_retries: u32,
+    /// Deadline for the first complete frame of a connection; zero: none.
+    #[serde(with = "humantime_serde")]
+    pub first_frame_timeout: Duration,
+    /// TCP keepalive idle time; zero: keepalive off.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// Interval between keepalive probes.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalive probes before the kernel drops the connection.
+    pub keepalive_retries: u32,
+    /// TCP_USER_TIMEOUT (Linux); zero: the OS default.
+    #[serde(with = "humantime_serde")]
+    pub user_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    /// The defaults of `config/default.toml`.
+    fn default() -> Self {
+        Config::default().session
+    }
 }
 
 /// `[server]`: listeners, timeouts, limits.

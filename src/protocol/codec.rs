@@ -2,14 +2,14 @@
 //!
 //! Decoding is tokio-util's [`AnyDelimiterCodec`] (bytes, not `String`, so that a non-UTF-8
 //! frame becomes an error reply instead of a fatal stream error). Encoding serializes a
-//! [`Reply`] straight into the write buffer and refuses to let that buffer grow past a cap,
+//! frame straight into the write buffer and refuses to let that buffer grow past a cap,
 //! because actix's `FramedWrite` never applies backpressure on its own: a peer that sends but
 //! never reads would otherwise make the server buffer acks without bound.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, Encoder};
 
-use super::reply::Reply;
+use serde::Serialize;
 
 /// Why the frame stream of a connection ended in error.
 #[derive(Debug, thiserror::Error)]
@@ -88,30 +88,31 @@ pub enum EncodeError {
     Io(#[from] std::io::Error),
 }
 
-/// Writes each [`Reply`] as one JSON line.
+/// Writes each frame (a server's [`super::Reply`], a client's [`super::ClientFrame`]) as one
+/// JSON line.
 #[derive(Debug)]
-pub struct ReplyEncoder {
+pub struct LineEncoder {
     max_queued: usize,
 }
 
-impl ReplyEncoder {
+impl LineEncoder {
     /// An encoder that fails once `max_queued` bytes wait to be sent.
     pub fn new(max_queued: usize) -> Self {
         Self { max_queued }
     }
 }
 
-impl Encoder<Reply> for ReplyEncoder {
+impl<T: Serialize> Encoder<T> for LineEncoder {
     type Error = EncodeError;
 
-    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&mut self, frame: T, dst: &mut BytesMut) -> Result<(), EncodeError> {
         if dst.len() > self.max_queued {
             return Err(EncodeError::Backlog {
                 queued: dst.len(),
                 cap: self.max_queued,
             });
         }
-        serde_json::to_writer(dst.writer(), &reply)?;
+        serde_json::to_writer(dst.writer(), &frame)?;
         dst.put_u8(b'\n');
         Ok(())
     }
@@ -120,7 +121,7 @@ impl Encoder<Reply> for ReplyEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ErrorCode, Proj};
+    use crate::protocol::{ErrorCode, Proj, Reply};
 
     #[test]
     fn splits_lines_and_keeps_partial_frames() {
@@ -152,7 +153,7 @@ mod tests {
 
     #[test]
     fn encodes_one_line_per_reply_and_caps_the_backlog() {
-        let mut enc = ReplyEncoder::new(40);
+        let mut enc = LineEncoder::new(40);
         let mut buf = BytesMut::new();
         let ack = Reply::Ack {
             proj: Proj::new("P").unwrap(),

@@ -1,9 +1,9 @@
 //! The error codes a client can receive in an `error` reply.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every error code on the wire. docs/protocol.md lists the same set; `as_str` is the spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not valid JSON, or not a JSON object. The connection stays usable.

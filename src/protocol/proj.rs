@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest `proj` accepted, in UTF-8 bytes.
 pub const MAX_PROJ_BYTES: usize = 256;
@@ -73,6 +73,13 @@ impl fmt::Debug for Proj {
 impl Serialize for Proj {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Proj {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Proj::new(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,13 +1,14 @@
 //! Outbound frames.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error_code::ErrorCode;
 use super::proj::Proj;
 
-/// One frame the server writes, as one JSON line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One frame the server writes, as one JSON line. Clients (such as
+/// [`crate::client::HeartbeatClient`]) deserialize the same type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
     /// The heartbeat or offline took effect.
@@ -21,6 +22,12 @@ pub enum Reply {
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+    /// The server probes a connection that has been silent for `session.idle_ping`; the
+    /// client answers `{"type":"pong","seq":N}`.
+    Ping {
+        /// To echo in the pong.
+        seq: u64,
+    },
     /// The frame was refused.
     Error {
         /// Machine-readable reason.
@@ -28,7 +35,8 @@ pub enum Reply {
         /// Human-readable reason.
         message: String,
     },
-    /// A custom handler's answer, written as the handler built it.
+    /// A custom handler's answer, written as the handler built it (and, when reading, any
+    /// frame of a type this version does not know).
     #[serde(untagged)]
     Custom(Map<String, Value>),
 }

@@ -33,6 +33,11 @@ pub enum Request<'a> {
         /// Echoed back in the ack.
         seq: Option<u64>,
     },
+    /// `{"type":"pong","seq":N}`: the answer to a server ping.
+    Pong {
+        /// The ping's `seq`.
+        seq: Option<u64>,
+    },
     /// Any other `type`: for a handler registered under that name.
     Custom {
         /// The `type` field.
@@ -62,7 +67,7 @@ impl RequestError {
 }
 
 /// The type names the server handles itself; custom handlers may not take them.
-pub const BUILTIN_TYPES: [&str; 2] = ["heartbeat", "offline"];
+pub const BUILTIN_TYPES: [&str; 4] = ["heartbeat", "offline", "pong", "ping"];
 
 impl<'a> Request<'a> {
     /// Parses one frame (without its line terminator).
@@ -104,6 +109,9 @@ impl<'a> Request<'a> {
             }),
             "offline" => Ok(Request::Offline {
                 proj: proj(envelope.proj)?,
+                seq: seq(envelope.seq)?,
+            }),
+            "pong" => Ok(Request::Pong {
                 seq: seq(envelope.seq)?,
             }),
             _ => Ok(Request::Custom { kind, frame: text }),

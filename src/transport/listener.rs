@@ -9,6 +9,7 @@ use actix::ArbiterHandle;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::session::{Session, SessionServices};
+use crate::config::SessionConfig;
 
 /// How long to pause accepting after an error such as "too many open files", so that a full
 /// file table turns into a slower accept rate instead of a busy loop.
@@ -56,6 +57,24 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// TCP keepalive and `TCP_USER_TIMEOUT`: the kernel's own dead-peer detection, under the
+/// application heartbeat (see `[session]` in config/default.toml for why it is not enough).
+fn tune(stream: &TcpStream, config: &SessionConfig) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if !config.keepalive.is_zero() {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(config.keepalive)
+            .with_interval(config.keepalive_interval)
+            .with_retries(config.keepalive_retries);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    #[cfg(target_os = "linux")]
+    if !config.user_timeout.is_zero() {
+        socket.set_tcp_user_timeout(Some(config.user_timeout))?;
+    }
+    Ok(())
+}
+
 /// Moves an accepted socket to `arbiter`'s thread: a tokio socket is bound to the reactor of
 /// the thread that registered it, so it travels as a std socket and is registered again there.
 fn hand_over(
@@ -66,6 +85,9 @@ fn hand_over(
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         log::debug!("set_nodelay for {peer}: {e}");
+    }
+    if let Err(e) = tune(&stream, &services.session) {
+        log::debug!("socket options for {peer}: {e}");
     }
     let std_stream = match stream.into_std() {
         Ok(s) => s,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Running, StreamHandler,
-    WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Running, SpawnHandle,
+    StreamHandler, WrapFuture,
 };
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -17,10 +17,13 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use super::close_reason::CloseReason;
+use crate::clock::{self, Instant};
+use crate::config::SessionConfig;
 use crate::extension::{CustomFrame, HandlerContext, Handlers};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    EncodeError, ErrorCode, FrameDecoder, FrameError, Proj, Reply, ReplyEncoder, Request,
+    EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Proj, Reply, Request,
 };
 use crate::supervision::{BeatRequest, Monitor, RegistryHandle};
 
@@ -38,6 +41,7 @@ pub(crate) struct SessionServices {
     pub metrics: Arc<Metrics>,
     pub max_frame_bytes: usize,
     pub max_write_backlog: usize,
+    pub session: SessionConfig,
 }
 
 /// One connection. It answers every frame, in order: while a frame is being handled
@@ -47,9 +51,31 @@ pub(crate) struct SessionServices {
 pub struct Session {
     peer: SocketAddr,
     services: Arc<SessionServices>,
-    writer: FramedWrite<Reply, OwnedWriteHalf, ReplyEncoder>,
+    writer: FramedWrite<Reply, OwnedWriteHalf, LineEncoder>,
     monitor: Option<(Proj, Addr<Monitor>)>,
+    /// When the last frame arrived: the base of the idle probe.
+    last_read: Instant,
+    /// The pending first-frame deadline, until the first frame arrives.
+    first_frame: Option<SpawnHandle>,
+    probe: Probe,
+    /// Why the session is ending, once it is known (counted in metrics when it stops).
+    close_reason: Option<CloseReason>,
     closing: bool,
+}
+
+/// The server-initiated heartbeat of one connection (`session.idle_ping`).
+///
+/// One timer at a time and no work per frame: a frame only records `last_read`; the timer,
+/// when it fires, compares and re-arms itself for the remaining time. So a busy connection
+/// costs one wake-up per `idle_ping`, and probing off costs nothing.
+#[derive(Default)]
+struct Probe {
+    timer: Option<SpawnHandle>,
+    /// Guards against a cancelled timer that still runs (actix#284), as in the monitor.
+    generation: u64,
+    /// The ping waiting for an answer, and how many went unanswered before it.
+    waiting: Option<(u64, u32)>,
+    next_seq: u64,
 }
 
 impl Session {
@@ -62,19 +88,32 @@ impl Session {
                 FrameDecoder::new(services.max_frame_bytes),
                 INITIAL_READ_CAPACITY,
             ));
-            let writer =
-                FramedWrite::new(write, ReplyEncoder::new(services.max_write_backlog), ctx);
+            let writer = FramedWrite::new(write, LineEncoder::new(services.max_write_backlog), ctx);
             Session {
                 peer,
                 services,
                 writer,
                 monitor: None,
+                last_read: clock::now(),
+                first_frame: None,
+                probe: Probe::default(),
+                close_reason: None,
                 closing: false,
             }
         });
     }
 
     fn on_frame(&mut self, frame: Bytes, ctx: &mut Context<Self>) {
+        self.last_read = clock::now();
+        if let Some(deadline) = self.first_frame.take() {
+            ctx.cancel_future(deadline);
+        }
+        if self.probe.waiting.is_some() {
+            // Any frame proves the peer alive, not only the pong.
+            self.probe.waiting = None;
+            let idle_ping = self.services.session.idle_ping;
+            self.arm_probe(idle_ping, ctx);
+        }
         let line = frame.trim_ascii();
         if line.is_empty() {
             return;
@@ -87,6 +126,8 @@ impl Session {
                 timeout_ms,
             }) => self.heartbeat(proj, seq, timeout_ms, ctx),
             Ok(Request::Offline { proj, seq }) => self.offline(proj, seq, ctx),
+            // Handled above: every frame counts as an answer to a ping.
+            Ok(Request::Pong { .. }) => {}
             Ok(Request::Custom { kind, frame }) => {
                 let frame = CustomFrame {
                     kind: kind.into_owned(),
@@ -192,8 +233,54 @@ impl Session {
         self.writer.write(Reply::error(code, message));
     }
 
+    /// Schedules the next probe step `after` from now.
+    fn arm_probe(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.probe.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.probe.generation = self.probe.generation.wrapping_add(1);
+        let generation = self.probe.generation;
+        self.probe.timer = Some(ctx.run_later(after, move |act, ctx| {
+            if act.probe.generation == generation {
+                act.probe.timer = None;
+                act.probe_due(ctx);
+            }
+        }));
+    }
+
+    fn probe_due(&mut self, ctx: &mut Context<Self>) {
+        let config = &self.services.session;
+        let (idle_ping, pong_timeout, retries) =
+            (config.idle_ping, config.pong_timeout, config.ping_retries);
+        let unanswered = match self.probe.waiting {
+            Some((_, missed)) => missed + 1,
+            None => {
+                let silent = clock::now().saturating_duration_since(self.last_read);
+                if silent < idle_ping {
+                    return self.arm_probe(idle_ping - silent, ctx);
+                }
+                0
+            }
+        };
+        if unanswered >= retries {
+            log::info!(
+                "closing connection from {}: {unanswered} pings unanswered",
+                self.peer
+            );
+            self.close_reason = Some(CloseReason::Idle);
+            return ctx.stop();
+        }
+        let seq = self.probe.next_seq;
+        self.probe.next_seq += 1;
+        self.probe.waiting = Some((seq, unanswered));
+        self.services.metrics.ping_sent();
+        self.writer.write(Reply::Ping { seq });
+        self.arm_probe(pong_timeout, ctx);
+    }
+
     /// Flushes what is queued, then stops (or stops anyway after [`CLOSE_GRACE`]).
-    fn close(&mut self, ctx: &mut Context<Self>) {
+    fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
+        self.close_reason.get_or_insert(reason);
         if self.closing {
             return;
         }
@@ -206,14 +293,28 @@ impl Session {
 impl Actor for Session {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.services.metrics.connection_opened();
         log::debug!("connection from {}", self.peer);
+        let config = &self.services.session;
+        if !config.first_frame_timeout.is_zero() {
+            self.first_frame = Some(ctx.run_later(config.first_frame_timeout, |act, ctx| {
+                log::debug!("closing connection from {}: no frame in time", act.peer);
+                act.close_reason = Some(CloseReason::FirstFrame);
+                ctx.stop();
+            }));
+        }
+        if !config.idle_ping.is_zero() {
+            let idle_ping = config.idle_ping;
+            self.arm_probe(idle_ping, ctx);
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        let reason = self.close_reason.unwrap_or(CloseReason::Eof);
         self.services.metrics.connection_closed();
-        log::debug!("connection from {} closed", self.peer);
+        self.services.metrics.session_closed(reason);
+        log::debug!("connection from {} closed ({reason})", self.peer);
     }
 }
 
@@ -226,10 +327,11 @@ impl StreamHandler<Result<Bytes, FrameError>> for Session {
                     ErrorCode::FrameTooLarge,
                     format!("frame longer than {max} bytes; closing the connection"),
                 );
-                self.close(ctx);
+                self.close(CloseReason::FrameTooLarge, ctx);
             }
             Err(FrameError::Io(e)) => {
                 log::debug!("read from {} failed: {e}", self.peer);
+                self.close_reason.get_or_insert(CloseReason::ReadError);
                 ctx.stop();
             }
         }
@@ -237,13 +339,18 @@ impl StreamHandler<Result<Bytes, FrameError>> for Session {
 
     /// End of input: answer what was read, then close. Not an offline: the watchdog decides.
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.close(ctx);
+        self.close(CloseReason::Eof, ctx);
     }
 }
 
 impl WriteHandler<EncodeError> for Session {
     fn error(&mut self, err: EncodeError, _: &mut Context<Self>) -> Running {
-        log::debug!("write to {} failed: {err}", self.peer);
+        let reason = match err {
+            EncodeError::Backlog { .. } => CloseReason::WriteBacklog,
+            _ => CloseReason::WriteError,
+        };
+        log::debug!("closing connection from {}: {err}", self.peer);
+        self.close_reason.get_or_insert(reason);
         Running::Stop
     }
 }

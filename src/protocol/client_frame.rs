@@ -1,0 +1,79 @@
+//! Frames a client writes: what [`super::Request`] parses on the server side.
+
+use serde::Serialize;
+
+use super::proj::Proj;
+
+/// One frame a client sends, as one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// I am alive.
+    Heartbeat {
+        /// Who.
+        proj: Proj,
+        /// Echoed in the ack, to match acks to heartbeats.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        /// The timeout the client asks for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// I am leaving.
+    Offline {
+        /// Who.
+        proj: Proj,
+        /// Echoed in the ack.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// The answer to a server's ping.
+    Pong {
+        /// The ping's `seq`.
+        seq: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Request;
+
+    #[test]
+    fn what_a_client_writes_the_server_parses() {
+        let proj = Proj::new("P-17").unwrap();
+        let frames = [
+            ClientFrame::Heartbeat {
+                proj: proj.clone(),
+                seq: Some(3),
+                timeout_ms: Some(5000),
+            },
+            ClientFrame::Offline {
+                proj: proj.clone(),
+                seq: None,
+            },
+            ClientFrame::Pong { seq: 9 },
+        ];
+
+        let texts: Vec<String> = frames
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        assert_eq!(
+            Request::parse(texts[0].as_bytes()).unwrap(),
+            Request::Heartbeat {
+                proj: proj.clone(),
+                seq: Some(3),
+                timeout_ms: Some(5000)
+            }
+        );
+        assert_eq!(
+            Request::parse(texts[1].as_bytes()).unwrap(),
+            Request::Offline { proj, seq: None }
+        );
+        assert_eq!(
+            Request::parse(texts[2].as_bytes()).unwrap(),
+            Request::Pong { seq: Some(9) }
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! Why the server closed a connection (for logs and metrics).
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer closed its side (or reset the connection while we read).
+    Eof,
+    /// No answer to `session.ping_retries` pings in a row.
+    Idle,
+    /// No complete frame within `session.first_frame_timeout` of accepting.
+    FirstFrame,
+    /// A frame exceeded `server.max_frame_bytes`.
+    FrameTooLarge,
+    /// The peer did not read its replies and `server.max_write_backlog` filled up.
+    WriteBacklog,
+    /// Reading from the socket failed.
+    ReadError,
+    /// Writing to the socket failed.
+    WriteError,
+}
+
+impl CloseReason {
+    /// Every reason, for metrics.
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::Eof,
+        CloseReason::Idle,
+        CloseReason::FirstFrame,
+        CloseReason::FrameTooLarge,
+        CloseReason::WriteBacklog,
+        CloseReason::ReadError,
+        CloseReason::WriteError,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Eof => "eof",
+            CloseReason::Idle => "idle",
+            CloseReason::FirstFrame => "first_frame",
+            CloseReason::FrameTooLarge => "frame_too_large",
+            CloseReason::WriteBacklog => "write_backlog",
+            CloseReason::ReadError => "read_error",
+            CloseReason::WriteError => "write_error",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
