@@ -1,11 +1,16 @@
 //! The `heartwatch` binary: parses the command line, loads the configuration, starts logging,
 //! runs the library, and maps errors to exit codes (2: configuration or usage, 1: runtime).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use actix::{Actor, Context, Handler};
 use clap::{Parser, Subcommand};
-use heartwatch::{logging, shutdown, Builder, ConfigLoader};
+use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Report, Shutdown};
+use heartwatch::protocol::Proj;
+use heartwatch::{clock, logging, shutdown, Builder, ConfigLoader};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +27,43 @@ struct Cli {
 enum Command {
     /// Run the server (defaults: heartbeats on 0.0.0.0:7700, HTTP API on 127.0.0.1:7701).
     Serve(ServeArgs),
+    /// Send heartbeats as one client, report the server up or down, reconnect on failure.
+    Beat(BeatArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BeatArgs {
+    /// The server's heartbeat address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7700")]
+    server: String,
+    /// This client's identifier.
+    #[arg(long, value_parser = parse_proj)]
+    proj: Proj,
+    /// Time between heartbeats (varied by ±10% jitter).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// How long each heartbeat waits for its ack.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    ack_timeout: Duration,
+    /// Missed acks in a row before the server is declared down.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    retries: u32,
+    /// The watchdog timeout to ask the server for (default: the server's own).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// The cap of the reconnect backoff.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    backoff_max: Duration,
+    /// One JSON object a line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also print every ack with its round-trip time.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn parse_proj(s: &str) -> Result<Proj, String> {
+    Proj::new(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +89,63 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Beat(args) => beat(args),
     }
+}
+
+/// Prints each client event on its own line, flushed at once (scripts read it live).
+struct Printer(Report);
+
+impl Actor for Printer {
+    type Context = Context<Self>;
+}
+
+impl Handler<ClientEvent> for Printer {
+    type Result = ();
+
+    fn handle(&mut self, event: ClientEvent, _: &mut Context<Self>) {
+        if let Some(line) = self.0.line(&event, clock::wall_now()) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+fn beat(args: BeatArgs) -> ExitCode {
+    let mut config = ClientConfig::new(args.server, args.proj);
+    config.interval = args.interval;
+    config.ack_timeout = args.ack_timeout;
+    config.retries = args.retries;
+    config.server_timeout = args.timeout;
+    config.backoff_max = args.backoff_max;
+    config.backoff_initial = config.backoff_initial.min(args.backoff_max);
+    let report = Report {
+        json: args.json,
+        verbose: args.verbose,
+    };
+    actix_rt::System::new().block_on(async move {
+        let printer = Printer(report).start();
+        let client = HeartbeatClient::new(config, printer.clone().recipient()).start();
+        if let Err(e) = shutdown::signal().await {
+            eprintln!("heartwatch: cannot wait for signals: {e}");
+        }
+        let _ = client.send(Shutdown).await;
+        // Let the printer write the last events before the System goes.
+        let _ = printer.send(Flush).await;
+    });
+    ExitCode::SUCCESS
+}
+
+/// Answered after every event queued before it has been printed.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl Handler<Flush> for Printer {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {}
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
