@@ -74,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .start();
 
     let heartwatch = Builder::new(config.server)
+        .session(config.session)
         .http(false)
         .handler("whois", whois)
         .subscribe(alerts.recipient())

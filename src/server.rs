@@ -239,6 +239,9 @@ impl Running {
         if let Some(http) = self.http {
             http.stop(false).await;
         }
+        // Monitors stop with their arbiters; the registry forgets them without announcing
+        // anything (the clients did not go offline) and refuses later library calls.
+        self.registry.close().await;
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

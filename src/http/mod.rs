@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -43,7 +43,19 @@ pub(crate) struct ApiError {
 /// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}]`, `/api/v1/events`.
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        let bad_query = web::QueryConfig::default().error_handler(|err, _| {
+            let body = ApiError {
+                error: "bad_request",
+                message: err.to_string(),
+            };
+            actix_web::error::InternalError::from_response(
+                err,
+                HttpResponse::BadRequest().json(body),
+            )
+            .into()
+        });
         cfg.app_data(web::Data::new(state))
+            .app_data(bad_query)
             .route("/healthz", web::get().to(health::healthz))
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/v1/clients", web::get().to(clients::list))

@@ -92,14 +92,14 @@ impl<'a> Request<'a> {
             )
         })?;
         let kind = match envelope.kind {
-            Some(Field::Str(kind)) => kind,
-            Some(other) => {
+            Field::Str(kind) => kind,
+            Field::Missing => return Err(RequestError::new(ErrorCode::BadType, "type is missing")),
+            other => {
                 return Err(RequestError::new(
                     ErrorCode::BadType,
                     format!("type must be a string, got {}", other.describe()),
                 ))
             }
-            None => return Err(RequestError::new(ErrorCode::BadType, "type is missing")),
         };
         match &*kind {
             "heartbeat" => Ok(Request::Heartbeat {
@@ -119,24 +119,24 @@ impl<'a> Request<'a> {
     }
 }
 
-fn proj(field: Option<Field<'_>>) -> Result<Proj, RequestError> {
+fn proj(field: Field<'_>) -> Result<Proj, RequestError> {
     match field {
-        Some(Field::Str(s)) => {
+        Field::Str(s) => {
             Proj::new(&s).map_err(|e| RequestError::new(ErrorCode::BadProj, e.to_string()))
         }
-        Some(other) => Err(RequestError::new(
+        Field::Missing => Err(RequestError::new(ErrorCode::BadProj, "proj is missing")),
+        other => Err(RequestError::new(
             ErrorCode::BadProj,
             format!("proj must be a string, got {}", other.describe()),
         )),
-        None => Err(RequestError::new(ErrorCode::BadProj, "proj is missing")),
     }
 }
 
-fn seq(field: Option<Field<'_>>) -> Result<Option<u64>, RequestError> {
+fn seq(field: Field<'_>) -> Result<Option<u64>, RequestError> {
     match field {
-        None => Ok(None),
-        Some(Field::UInt(n)) => Ok(Some(n)),
-        Some(other) => Err(RequestError::new(
+        Field::Missing => Ok(None),
+        Field::UInt(n) => Ok(Some(n)),
+        other => Err(RequestError::new(
             ErrorCode::BadSeq,
             format!(
                 "seq must be a non-negative integer, got {}",
@@ -146,15 +146,15 @@ fn seq(field: Option<Field<'_>>) -> Result<Option<u64>, RequestError> {
     }
 }
 
-fn timeout_ms(field: Option<Field<'_>>) -> Result<Option<u64>, RequestError> {
+fn timeout_ms(field: Field<'_>) -> Result<Option<u64>, RequestError> {
     match field {
-        None => Ok(None),
-        Some(Field::UInt(0)) => Err(RequestError::new(
+        Field::Missing => Ok(None),
+        Field::UInt(0) => Err(RequestError::new(
             ErrorCode::BadTimeout,
             "timeout_ms must be positive, got 0",
         )),
-        Some(Field::UInt(n)) => Ok(Some(n)),
-        Some(other) => Err(RequestError::new(
+        Field::UInt(n) => Ok(Some(n)),
+        other => Err(RequestError::new(
             ErrorCode::BadTimeout,
             format!(
                 "timeout_ms must be a positive integer, got {}",
@@ -165,21 +165,25 @@ fn timeout_ms(field: Option<Field<'_>>) -> Result<Option<u64>, RequestError> {
 }
 
 /// The fields the server itself reads; all others are ignored (and left to custom handlers).
+/// A field absent from the frame is [`Field::Missing`]; one present as `null` is
+/// [`Field::Null`], which no field accepts.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Field<'a>>,
+    kind: Field<'a>,
     #[serde(borrow, default)]
-    proj: Option<Field<'a>>,
+    proj: Field<'a>,
     #[serde(borrow, default)]
-    seq: Option<Field<'a>>,
+    seq: Field<'a>,
     #[serde(borrow, default)]
-    timeout_ms: Option<Field<'a>>,
+    timeout_ms: Field<'a>,
 }
 
 /// Any JSON value, reduced to what field validation needs to know about it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum Field<'a> {
+    #[default]
+    Missing,
     Str(Cow<'a, str>),
     UInt(u64),
     NegInt(i64),
@@ -196,9 +200,10 @@ impl Field<'_> {
             Field::Str(s) => format!("the string {s:?}"),
             Field::UInt(n) => n.to_string(),
             Field::NegInt(n) => n.to_string(),
-            Field::Float(f) => f.to_string(),
+            Field::Float(f) => format!("{f:?}"),
             Field::Bool => "a boolean".into(),
             Field::Null => "null".into(),
+            Field::Missing => "nothing".into(),
             Field::Array => "an array".into(),
             Field::Object => "an object".into(),
         }

@@ -38,12 +38,18 @@ pub struct ClientInfo {
     pub addr: SocketAddr,
 }
 
-/// The live record of one client, shared by its monitor (the only writer) and the registry
-/// (which answers queries from it).
+/// The live record of one client, shared by its monitor and the registry.
 ///
 /// Sharing it means a query never waits on thousands of monitor mailboxes and a heartbeat
-/// never hops through the registry; the monitor updates it before it acks, so a query made
-/// after an ack sees that heartbeat.
+/// never hops through the registry: whoever applies a heartbeat (the monitor, or the registry
+/// for a session that has no monitor address yet) updates the record before the ack is sent,
+/// so a query made after an ack sees that heartbeat.
+///
+/// It is also where "is this client still online?" is decided, atomically, under its lock:
+/// every applied heartbeat increments `generation`, and the registry removes a client only if
+/// the generation its watchdog expired at is still the current one (see [`Self::expire`]).
+/// A heartbeat therefore either lands before the removal (and cancels it) or finds the record
+/// removed (and goes on to create a fresh monitor); it is never lost in between.
 #[derive(Debug)]
 pub struct ClientRecord {
     proj: Proj,
@@ -56,6 +62,21 @@ struct RecordState {
     last_seen: SystemTime,
     heartbeats: u64,
     timeout: Duration,
+    generation: u64,
+    removed: bool,
+}
+
+/// The record was removed: its client went offline; a new monitor must be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed;
+
+/// A heartbeat applied to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The record's generation after it: the watchdog armed for it carries this value.
+    pub generation: u64,
+    /// The client's effective timeout.
+    pub timeout: Duration,
 }
 
 impl ClientRecord {
@@ -68,6 +89,8 @@ impl ClientRecord {
                 last_seen: now,
                 heartbeats: 1,
                 timeout,
+                generation: 0,
+                removed: false,
             }),
         }
     }
@@ -77,13 +100,54 @@ impl ClientRecord {
         &self.proj
     }
 
-    /// Records one more heartbeat.
-    pub fn beat(&self, addr: SocketAddr, timeout: Duration, now: SystemTime) {
+    /// Applies one more heartbeat, with a new timeout if `timeout` is given, unless the
+    /// client has been removed.
+    pub fn beat(
+        &self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Applied, Removed> {
         let mut s = self.lock();
+        if s.removed {
+            return Err(Removed);
+        }
         s.addr = addr;
         s.last_seen = now;
         s.heartbeats += 1;
-        s.timeout = timeout;
+        s.generation += 1;
+        if let Some(timeout) = timeout {
+            s.timeout = timeout;
+        }
+        Ok(Applied {
+            generation: s.generation,
+            timeout: s.timeout,
+        })
+    }
+
+    /// The current generation and timeout, to arm a watchdog with.
+    pub fn current(&self) -> Applied {
+        let s = self.lock();
+        Applied {
+            generation: s.generation,
+            timeout: s.timeout,
+        }
+    }
+
+    /// Removes the client if no heartbeat was applied since `generation` (its watchdog
+    /// expired). Answers whether it was removed.
+    pub fn expire(&self, generation: u64) -> bool {
+        let mut s = self.lock();
+        if s.removed || s.generation != generation {
+            return false;
+        }
+        s.removed = true;
+        true
+    }
+
+    /// Removes the client unconditionally (an explicit `offline`, or shutdown).
+    pub fn remove(&self) {
+        self.lock().removed = true;
     }
 
     /// Wall time of the last heartbeat and where it came from.

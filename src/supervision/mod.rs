@@ -7,9 +7,9 @@ mod registry;
 mod registry_handle;
 mod timeout_policy;
 
-pub use client_record::{ClientInfo, ClientRecord, ClientState};
-pub use monitor::{Beat, BeatAck, Leave, Monitor};
-pub use registry::{Departed, Get, List, Registry, Remove, Resolve, Resolved};
+pub use client_record::{Applied, ClientInfo, ClientRecord, ClientState, Removed};
+pub use monitor::{Beat, BeatAck, Monitor};
+pub use registry::{Close, Expired, Get, List, Registry, Remove, Resolve, Resolved};
 pub use registry_handle::{BeatRequest, Delivered, RegistryHandle, Unavailable};
 pub use timeout_policy::TimeoutPolicy;
 

@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
 
-use super::client_record::ClientRecord;
-use super::registry::{Departed, Registry};
+use super::client_record::{Applied, ClientRecord, Removed};
+use super::registry::{Expired, Registry};
 use crate::clock;
-use crate::events::{Event, EventBus, OfflineReason};
-use crate::metrics::Metrics;
 
 /// A heartbeat for this monitor's client. Answered once the record is updated and the
-/// watchdog pushed back.
+/// watchdog pushed back, or with [`Removed`] if the client went offline meanwhile (the caller
+/// then goes through the registry, which creates a fresh monitor).
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "BeatAck")]
+#[rtype(result = "Result<BeatAck, Removed>")]
 pub struct Beat {
     /// Where it came from.
     pub addr: SocketAddr,
@@ -30,85 +29,65 @@ pub struct BeatAck {
     pub timeout: Duration,
 }
 
-/// The client leaves now: publish `offline` with this reason and stop.
+/// The registry applied a heartbeat to the record: re-arm the watchdog for it.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Leave {
-    /// Why.
-    pub reason: OfflineReason,
-}
+pub(crate) struct Rearm(pub Applied);
+
+/// The registry removed this client: stop.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Stop;
 
 /// Watches one client. Its watchdog is a `run_later` timer, cancelled and re-armed on every
 /// heartbeat, so an idle server has exactly one pending timer per client and no wake-ups until
-/// one is due. When it fires the monitor publishes `offline` (reason `timeout`), tells the
-/// registry, and stops.
+/// one is due.
+///
+/// A monitor never decides alone that its client is offline: when its watchdog fires it sends
+/// [`Expired`] to the registry, which removes the client only if no heartbeat arrived since
+/// (see [`ClientRecord::expire`]), publishes `offline` and stops the monitor.
 pub struct Monitor {
     record: Arc<ClientRecord>,
     registry: Addr<Registry>,
-    events: EventBus,
-    metrics: Arc<Metrics>,
-    timeout: Duration,
     watchdog: Option<SpawnHandle>,
-    /// Incremented on every re-arm. actix can still run a `run_later` callback cancelled in
-    /// the same poll in which its timer expired (actix#284): the callback checks that it is
-    /// the current generation before it declares anyone offline.
-    generation: u64,
-    departed: bool,
+    /// The record generation the watchdog is armed for. Re-arms for an older generation
+    /// (a registry-applied heartbeat overtaken by a direct one) are ignored, and a timer
+    /// cancelled in the same poll in which it expired (actix#284) finds the generation moved on.
+    armed: u64,
 }
 
 impl Monitor {
     /// A monitor for a client whose first heartbeat is already in `record`.
-    pub(crate) fn new(
-        record: Arc<ClientRecord>,
-        timeout: Duration,
-        registry: Addr<Registry>,
-        events: EventBus,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub(crate) fn new(record: Arc<ClientRecord>, registry: Addr<Registry>) -> Self {
         Self {
             record,
             registry,
-            events,
-            metrics,
-            timeout,
             watchdog: None,
-            generation: 0,
-            departed: false,
+            armed: 0,
         }
     }
 
-    fn arm(&mut self, ctx: &mut Context<Self>) {
+    fn arm(&mut self, applied: Applied, ctx: &mut Context<Self>) {
+        if applied.generation < self.armed {
+            return;
+        }
         if let Some(handle) = self.watchdog.take() {
             ctx.cancel_future(handle);
         }
-        self.generation = self.generation.wrapping_add(1);
-        let generation = self.generation;
-        self.watchdog = Some(ctx.run_later(self.timeout, move |act, ctx| {
-            if act.generation == generation {
-                act.depart(OfflineReason::Timeout, ctx);
+        self.armed = applied.generation;
+        let generation = applied.generation;
+        self.watchdog = Some(ctx.run_later(applied.timeout, move |act, ctx| {
+            if act.armed != generation {
+                return;
             }
+            act.watchdog = None;
+            act.registry.do_send(Expired {
+                proj: act.record.proj().clone(),
+                monitor: ctx.address(),
+                generation,
+                at: clock::wall_now(),
+            });
         }));
-    }
-
-    fn depart(&mut self, reason: OfflineReason, ctx: &mut Context<Self>) {
-        if self.departed {
-            return;
-        }
-        self.departed = true;
-        let (last_seen, addr) = self.record.last_seen();
-        self.metrics.offline(reason);
-        self.events.publish(Event::Offline {
-            proj: self.record.proj().clone(),
-            reason,
-            addr,
-            last_seen,
-            at: clock::wall_now(),
-        });
-        self.registry.do_send(Departed {
-            proj: self.record.proj().clone(),
-            monitor: ctx.address(),
-        });
-        ctx.stop();
     }
 }
 
@@ -116,35 +95,37 @@ impl Actor for Monitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (_, addr) = self.record.last_seen();
-        self.events.publish(Event::Online {
-            proj: self.record.proj().clone(),
-            addr,
-            at: clock::wall_now(),
-        });
-        self.arm(ctx);
+        let current = self.record.current();
+        self.arm(current, ctx);
     }
 }
 
 impl Handler<Beat> for Monitor {
-    type Result = actix::MessageResult<Beat>;
+    type Result = Result<BeatAck, Removed>;
 
     fn handle(&mut self, beat: Beat, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(timeout) = beat.timeout {
-            self.timeout = timeout;
-        }
-        self.record.beat(beat.addr, self.timeout, clock::wall_now());
-        self.arm(ctx);
-        actix::MessageResult(BeatAck {
-            timeout: self.timeout,
+        let applied = self
+            .record
+            .beat(beat.addr, beat.timeout, clock::wall_now())?;
+        self.arm(applied, ctx);
+        Ok(BeatAck {
+            timeout: applied.timeout,
         })
     }
 }
 
-impl Handler<Leave> for Monitor {
+impl Handler<Rearm> for Monitor {
     type Result = ();
 
-    fn handle(&mut self, leave: Leave, ctx: &mut Context<Self>) {
-        self.depart(leave.reason, ctx);
+    fn handle(&mut self, Rearm(applied): Rearm, ctx: &mut Context<Self>) {
+        self.arm(applied, ctx);
+    }
+}
+
+impl Handler<Stop> for Monitor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }

@@ -1,24 +1,26 @@
-//! The registry: which clients are online, by `proj`.
+//! The registry: which clients are online, by `proj`, and the one place that decides and
+//! announces their transitions.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, ArbiterHandle, AsyncContext, Context, Handler,
-    Message, MessageResult, ResponseActFuture, WrapFuture,
+    Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler, Message,
+    MessageResult,
 };
 
 use super::client_record::{ClientInfo, ClientRecord};
-use super::monitor::{Leave, Monitor};
+use super::monitor::{Monitor, Rearm, Stop};
 use crate::clock;
-use crate::events::{EventBus, OfflineReason};
+use crate::events::{Event, EventBus, OfflineReason};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
-/// Find the monitor of `proj`, creating it (the client comes online) if there is none.
+/// Apply a heartbeat to `proj` through the registry: to its record if it is online (its
+/// monitor re-arms), else by creating its monitor (the client comes online). Always succeeds.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Resolved")]
 pub struct Resolve {
@@ -26,28 +28,22 @@ pub struct Resolve {
     pub proj: Proj,
     /// Where its heartbeat came from.
     pub addr: SocketAddr,
-    /// Its requested timeout (clamped), or `None` for the default.
+    /// Its requested timeout (clamped), or `None` to keep its current one.
     pub timeout: Option<Duration>,
-    /// A monitor the caller found stopped: if the registry still maps `proj` to it, it is
-    /// replaced at once instead of waiting for its `Departed`.
-    pub stale: Option<Addr<Monitor>>,
     /// Where a new monitor runs: the caller's arbiter, so that the caller's later heartbeats
     /// stay on one thread.
     pub home: ArbiterHandle,
 }
 
-/// The answer to [`Resolve`].
+/// The heartbeat took effect.
 #[derive(Debug, Clone)]
-pub enum Resolved {
-    /// A new monitor was created from this heartbeat, which has taken effect.
-    Created {
-        /// The new monitor.
-        monitor: Addr<Monitor>,
-        /// The client's effective timeout.
-        timeout: Duration,
-    },
-    /// The client was online: send it the heartbeat.
-    Existing(Addr<Monitor>),
+pub struct Resolved {
+    /// The client's monitor: send the next heartbeats straight to it.
+    pub monitor: Addr<Monitor>,
+    /// The client's effective timeout.
+    pub timeout: Duration,
+    /// Whether this heartbeat brought the client online.
+    pub created: bool,
 }
 
 /// Remove `proj` now (an explicit `offline`). Answers whether it was online.
@@ -58,14 +54,18 @@ pub struct Remove {
     pub proj: Proj,
 }
 
-/// A monitor has stopped; forget it if it is still the one mapped to `proj`.
+/// A monitor's watchdog fired for record generation `generation`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Departed {
+pub struct Expired {
     /// The client.
     pub proj: Proj,
-    /// The monitor that stopped.
+    /// The monitor whose watchdog fired.
     pub monitor: Addr<Monitor>,
+    /// The record generation the watchdog was armed for.
+    pub generation: u64,
+    /// When it fired.
+    pub at: SystemTime,
 }
 
 /// One client's record.
@@ -86,7 +86,13 @@ pub struct List {
     pub limit: Option<usize>,
 }
 
-/// What a registry needs to create monitors.
+/// Stop every monitor and the registry (server shutdown). No event is published: the
+/// clients did not go offline, the server went away.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+/// What a registry needs to create monitors and announce transitions.
 #[derive(Clone)]
 pub(crate) struct RegistryDeps {
     pub events: EventBus,
@@ -99,14 +105,16 @@ struct Entry {
     record: Arc<ClientRecord>,
 }
 
-/// Maps `proj` to its monitor. Started by the first heartbeat of an unknown client; stops
-/// itself when its last client leaves (see [`super::RegistryHandle`] for the lazy restart).
-/// Steady-state heartbeats never pass through it: sessions keep their monitor's address.
+/// Maps `proj` to its monitor and record. Started by the first heartbeat of an unknown client;
+/// stops itself when its last client leaves (see [`super::RegistryHandle`] for the lazy
+/// restart). Steady-state heartbeats never pass through it: sessions keep their monitor's
+/// address.
+///
+/// Every `online` and `offline` event is published here, in the same handler that changes the
+/// map: a subscriber that queries the API after an event sees the state the event announced,
+/// and one client's events alternate in order.
 pub struct Registry {
     clients: BTreeMap<Proj, Entry>,
-    /// `Remove`s waiting for their monitor to leave. The registry does not stop under them:
-    /// stopping would drop their reply and make an offline look like it failed.
-    removing: usize,
     deps: RegistryDeps,
 }
 
@@ -114,27 +122,73 @@ impl Registry {
     pub(crate) fn new(deps: RegistryDeps) -> Self {
         Self {
             clients: BTreeMap::new(),
-            removing: 0,
             deps,
         }
     }
 
-    fn forget(&mut self, proj: &Proj, monitor: &Addr<Monitor>, ctx: &mut Context<Self>) {
-        if self
-            .clients
-            .get(proj)
-            .is_some_and(|e| e.monitor == *monitor)
-        {
-            self.clients.remove(proj);
-            self.deps.metrics.client_removed();
+    fn create(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Resolved {
+        let timeout = msg.timeout.unwrap_or(self.deps.default_timeout);
+        let record = Arc::new(ClientRecord::new(
+            msg.proj.clone(),
+            msg.addr,
+            timeout,
+            clock::wall_now(),
+        ));
+        let monitor = Self::spawn_monitor(&record, &msg.home, ctx);
+        self.clients.insert(
+            msg.proj.clone(),
+            Entry {
+                monitor: monitor.clone(),
+                record,
+            },
+        );
+        self.deps.metrics.client_added();
+        self.deps.events.publish(Event::Online {
+            proj: msg.proj,
+            addr: msg.addr,
+            at: clock::wall_now(),
+        });
+        Resolved {
+            monitor,
+            timeout,
+            created: true,
         }
-        self.stop_if_idle(ctx);
     }
 
-    /// Stops when no client is online and no removal is in flight; the next heartbeat starts
-    /// a fresh registry through the handle.
-    fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
-        if self.clients.is_empty() && self.removing == 0 {
+    fn spawn_monitor(
+        record: &Arc<ClientRecord>,
+        home: &ArbiterHandle,
+        ctx: &mut Context<Self>,
+    ) -> Addr<Monitor> {
+        let registry = ctx.address();
+        let record = record.clone();
+        Monitor::start_in_arbiter(home, move |_| Monitor::new(record, registry))
+    }
+
+    /// Takes `proj` out of the map (its record is already marked removed), stops its monitor
+    /// and announces it.
+    fn depart(
+        &mut self,
+        proj: &Proj,
+        reason: OfflineReason,
+        at: SystemTime,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(entry) = self.clients.remove(proj) else {
+            return;
+        };
+        entry.monitor.do_send(Stop);
+        let (last_seen, addr) = entry.record.last_seen();
+        self.deps.metrics.client_removed();
+        self.deps.metrics.offline(reason);
+        self.deps.events.publish(Event::Offline {
+            proj: proj.clone(),
+            reason,
+            addr,
+            last_seen,
+            at,
+        });
+        if self.clients.is_empty() {
             ctx.stop();
         }
     }
@@ -158,67 +212,54 @@ impl Handler<Resolve> for Registry {
     type Result = MessageResult<Resolve>;
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(entry) = self.clients.get(&msg.proj) {
-            let stale = msg.stale.as_ref() == Some(&entry.monitor) || !entry.monitor.connected();
-            if !stale {
-                return MessageResult(Resolved::Existing(entry.monitor.clone()));
+        if let Some(entry) = self.clients.get_mut(&msg.proj) {
+            if !entry.monitor.connected() {
+                // Its monitor died with its arbiter (an embedding application stopped it):
+                // the client is still online, give it a new watchdog.
+                entry.monitor = Self::spawn_monitor(&entry.record, &msg.home, ctx);
             }
-            self.clients.remove(&msg.proj);
-            self.deps.metrics.client_removed();
+            // Online: apply the heartbeat here, so it cannot race with the monitor's removal,
+            // and let the monitor re-arm for it. A record in the map is never removed.
+            if let Ok(applied) = entry.record.beat(msg.addr, msg.timeout, clock::wall_now()) {
+                entry.monitor.do_send(Rearm(applied));
+                return MessageResult(Resolved {
+                    monitor: entry.monitor.clone(),
+                    timeout: applied.timeout,
+                    created: false,
+                });
+            }
         }
-        let timeout = msg.timeout.unwrap_or(self.deps.default_timeout);
-        let record = Arc::new(ClientRecord::new(
-            msg.proj.clone(),
-            msg.addr,
-            timeout,
-            clock::wall_now(),
-        ));
-        let registry = ctx.address();
-        let deps = self.deps.clone();
-        let monitor_record = record.clone();
-        let monitor = Monitor::start_in_arbiter(&msg.home, move |_| {
-            Monitor::new(monitor_record, timeout, registry, deps.events, deps.metrics)
-        });
-        self.clients.insert(
-            msg.proj,
-            Entry {
-                monitor: monitor.clone(),
-                record,
-            },
-        );
-        self.deps.metrics.client_added();
-        MessageResult(Resolved::Created { monitor, timeout })
+        MessageResult(self.create(msg, ctx))
     }
 }
 
 impl Handler<Remove> for Registry {
-    type Result = ResponseActFuture<Self, bool>;
+    type Result = bool;
 
-    fn handle(&mut self, msg: Remove, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Remove, ctx: &mut Context<Self>) -> bool {
         let Some(entry) = self.clients.get(&msg.proj) else {
-            return Box::pin(actix::fut::ready(false));
+            return false;
         };
-        let monitor = entry.monitor.clone();
-        // The monitor publishes `offline` itself, so that a client's events stay in order even
-        // if it beats again right away: its next monitor is created only after this one is
-        // forgotten, below, or found stopped by the session.
-        let leave = monitor.send(Leave {
-            reason: OfflineReason::Offline,
-        });
-        self.removing += 1;
-        Box::pin(leave.into_actor(self).map(move |_, act, ctx| {
-            act.removing -= 1;
-            act.forget(&msg.proj, &monitor, ctx);
-            true
-        }))
+        // From here on, a heartbeat that reaches the monitor is refused and goes on to create
+        // a new monitor, whose `online` follows this `offline`.
+        entry.record.remove();
+        self.depart(&msg.proj, OfflineReason::Offline, clock::wall_now(), ctx);
+        true
     }
 }
 
-impl Handler<Departed> for Registry {
+impl Handler<Expired> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: Departed, ctx: &mut Context<Self>) {
-        self.forget(&msg.proj, &msg.monitor, ctx);
+    fn handle(&mut self, msg: Expired, ctx: &mut Context<Self>) {
+        let Some(entry) = self.clients.get(&msg.proj) else {
+            return;
+        };
+        if entry.monitor != msg.monitor || !entry.record.expire(msg.generation) {
+            // A heartbeat arrived after the watchdog fired: the monitor re-arms for it.
+            return;
+        }
+        self.depart(&msg.proj, OfflineReason::Timeout, msg.at, ctx);
     }
 }
 
@@ -245,5 +286,18 @@ impl Handler<List> for Registry {
             .map(|(_, e)| e.record.snapshot())
             .collect();
         MessageResult(page)
+    }
+}
+
+impl Handler<Close> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        for (_, entry) in std::mem::take(&mut self.clients) {
+            entry.record.remove();
+            entry.monitor.do_send(Stop);
+            self.deps.metrics.client_removed();
+        }
+        ctx.stop();
     }
 }

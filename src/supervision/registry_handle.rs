@@ -1,6 +1,7 @@
 //! The way in to the registry, which may be stopped: it starts one when needed.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,17 +10,17 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle, Handler, MailboxError, Message}
 
 use super::client_record::ClientInfo;
 use super::monitor::{Beat, Monitor};
-use super::registry::{Get, List, Registry, RegistryDeps, Remove, Resolve, Resolved};
+use super::registry::{Close, Get, List, Registry, RegistryDeps, Remove, Resolve};
 use super::timeout_policy::TimeoutPolicy;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
-/// How many times one call retries on a registry or monitor found stopping. Each retry follows
-/// a proof that the previous target stopped, so more than two is already very unlikely.
-const MAX_ATTEMPTS: usize = 8;
+/// How many registries one call may find stopping before it gives up. Each retry follows a
+/// proof that a registry stopped (it stops only when empty), so even two is very unlikely.
+const MAX_ATTEMPTS: usize = 16;
 
-/// The registry could not be reached (the server is shutting down).
+/// The registry could not be reached: the server is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the registry is unavailable (shutting down?)")]
 pub struct Unavailable;
@@ -46,14 +47,16 @@ pub struct Delivered {
 
 /// A cheap, cloneable, thread-safe handle to the registry, which stops itself when empty.
 ///
-/// # Why this is race-free
-/// The registry stops when its last client leaves, and between `ctx.stop()` and the drop of
-/// its mailbox a message sent to it is lost (`send` answers `MailboxError::Closed`). Every
-/// call here therefore uses `send`, and on `Closed` replaces the stopped registry (only if it
-/// is still the current one, so concurrent callers start one registry, not several) and
-/// retries. A registry never stops while it maps a client, so no live monitor is orphaned.
-/// The same rule covers monitors: a session's cached monitor that answers `Closed` is passed
-/// back as `stale`, and the registry replaces it at once.
+/// # Why no heartbeat is lost
+/// - To a monitor: a monitor refuses a heartbeat only once the registry has removed its
+///   client (the decision and the heartbeat meet under the client record's lock), and a
+///   stopped monitor answers `Closed`. Either way the heartbeat goes to the registry.
+/// - To the registry: it applies a heartbeat in its handler, to the record of an online
+///   client or by creating a monitor, so a `Resolve` that reaches a running registry always
+///   succeeds. A registry stops only when empty, and between its `ctx.stop()` and the drop of
+///   its mailbox a message sent to it is lost: `send` answers `MailboxError::Closed`. On
+///   `Closed` the handle replaces the stopped registry (only if it is still the current one,
+///   so concurrent callers start one registry, not several) and retries.
 #[derive(Clone)]
 pub struct RegistryHandle {
     inner: Arc<Inner>,
@@ -61,6 +64,8 @@ pub struct RegistryHandle {
 
 struct Inner {
     current: Mutex<Option<Addr<Registry>>>,
+    /// Set by [`RegistryHandle::close`]: no registry is started any more.
+    closed: AtomicBool,
     home: ArbiterHandle,
     deps: RegistryDeps,
     policy: TimeoutPolicy,
@@ -77,6 +82,7 @@ impl RegistryHandle {
         Self {
             inner: Arc::new(Inner {
                 current: Mutex::new(None),
+                closed: AtomicBool::new(false),
                 home,
                 deps: RegistryDeps {
                     events,
@@ -98,47 +104,34 @@ impl RegistryHandle {
         self.live().is_some()
     }
 
-    /// Delivers a heartbeat: to `cached` if given and alive, else through the registry (which
-    /// creates the monitor for a client that is not online). Returns once the heartbeat has
-    /// taken effect.
+    /// Delivers a heartbeat: to `cached` if given and its client still online, else through
+    /// the registry (which creates the monitor of a client that is not online). Returns once
+    /// the heartbeat has taken effect.
     pub async fn beat(
         &self,
         beat: BeatRequest,
         cached: Option<Addr<Monitor>>,
     ) -> Result<Delivered, Unavailable> {
         let timeout = beat.timeout_ms.map(|ms| self.inner.policy.clamp_ms(ms));
-        let to_monitor = Beat {
-            addr: beat.addr,
-            timeout,
-        };
-        let mut stale = None;
         if let Some(monitor) = cached {
-            match monitor.send(to_monitor.clone()).await {
-                Ok(ack) => return Ok(self.delivered(monitor, ack.timeout)),
-                Err(_) => stale = Some(monitor),
-            }
-        }
-        let home = Arbiter::try_current().unwrap_or_else(|| self.inner.home.clone());
-        for _ in 0..MAX_ATTEMPTS {
-            let resolve = Resolve {
-                proj: beat.proj.clone(),
+            let direct = Beat {
                 addr: beat.addr,
                 timeout,
-                stale: stale.take(),
-                home: home.clone(),
             };
-            match self.call(resolve, true).await? {
-                Some(Resolved::Created { monitor, timeout }) => {
-                    return Ok(self.delivered(monitor, timeout))
-                }
-                Some(Resolved::Existing(monitor)) => match monitor.send(to_monitor.clone()).await {
-                    Ok(ack) => return Ok(self.delivered(monitor, ack.timeout)),
-                    Err(_) => stale = Some(monitor),
-                },
-                None => return Err(Unavailable),
+            if let Ok(Ok(ack)) = monitor.send(direct).await {
+                return Ok(self.delivered(monitor, ack.timeout));
             }
         }
-        Err(Unavailable)
+        let resolve = Resolve {
+            proj: beat.proj,
+            addr: beat.addr,
+            timeout,
+            home: Arbiter::try_current().unwrap_or_else(|| self.inner.home.clone()),
+        };
+        match self.call(resolve, true).await? {
+            Some(resolved) => Ok(self.delivered(resolved.monitor, resolved.timeout)),
+            None => Err(Unavailable),
+        }
     }
 
     /// Removes `proj` now (an explicit `offline`). Answers whether it was online. Does not
@@ -165,6 +158,16 @@ impl RegistryHandle {
             .unwrap_or_default()
     }
 
+    /// Shuts the registry down for good (server stop): every monitor is stopped, no event is
+    /// published, and later calls answer [`Unavailable`].
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let current = self.lock().take();
+        if let Some(registry) = current {
+            let _ = registry.send(Close).await;
+        }
+    }
+
     fn delivered(&self, monitor: Addr<Monitor>, timeout: Duration) -> Delivered {
         self.inner.deps.metrics.heartbeat();
         Delivered { monitor, timeout }
@@ -180,6 +183,9 @@ impl RegistryHandle {
         <Registry as Actor>::Context: ToEnvelope<Registry, M>,
     {
         for _ in 0..MAX_ATTEMPTS {
+            if self.inner.closed.load(Ordering::SeqCst) {
+                return Err(Unavailable);
+            }
             let registry = match (self.live(), start) {
                 (Some(registry), _) => registry,
                 (None, true) => self.start(),

@@ -281,6 +281,8 @@ async fn tight_loop_of_heartbeats_and_offlines() {
     for worker in 0..4 {
         let registry = f.registry.clone();
         tasks.push(actix_rt::spawn(async move {
+            // Like a session: keep the monitor address between heartbeats.
+            let mut cached = None;
             for i in 0..500 {
                 if (i + worker) % 2 == 0 {
                     let request = BeatRequest {
@@ -288,10 +290,11 @@ async fn tight_loop_of_heartbeats_and_offlines() {
                         addr: addr(),
                         timeout_ms: None,
                     };
-                    registry
-                        .beat(request, None)
+                    let delivered = registry
+                        .beat(request, cached.take())
                         .await
                         .expect("heartbeat delivered");
+                    cached = Some(delivered.monitor);
                 } else {
                     registry.leave(proj("P")).await.expect("offline delivered");
                 }
@@ -367,4 +370,54 @@ async fn list_pages_in_proj_order() {
         ["c", "d"]
     );
     assert!(f.registry.list(page(Some("d"), None)).await.is_empty());
+}
+
+/// A heartbeat that meets its own watchdog: at every offset around the deadline it either
+/// lands first (no offline) or finds the client removed and brings it back (offline, then
+/// online). It is never acknowledged for a client left offline.
+#[actix_rt::test]
+async fn a_heartbeat_at_the_deadline_is_never_lost() {
+    let f = fixture();
+    for round in 0..60u64 {
+        let first = f.beat("P", Some(100)).await;
+        let offset = Duration::from_millis(99 + round % 3);
+        sleep(offset).await;
+        let again = f.beat_via("P", Some(100), Some(first.monitor)).await;
+        assert_eq!(again.timeout, Duration::from_millis(100));
+        assert!(f.online("P").await, "round {round}: acked but offline");
+        let events = f.events().await;
+        let kinds: Vec<_> = events.iter().map(|(k, _, _)| *k).collect();
+        let fine = kinds.is_empty()
+            || kinds == ["online"]
+            || kinds == ["offline", "online"]
+            || kinds == ["online", "offline", "online"];
+        assert!(fine, "round {round}: {events:?}");
+        assert!(f.registry.leave(proj("P")).await.unwrap());
+        f.events().await;
+    }
+}
+
+#[actix_rt::test]
+async fn close_stops_everything_without_events() {
+    let f = fixture();
+    f.beat("A", None).await;
+    f.beat("B", None).await;
+    f.events().await;
+    f.registry.close().await;
+    assert!(!f.registry.is_running());
+    assert_eq!(f.metrics.clients(), 0);
+    let request = BeatRequest {
+        proj: proj("C"),
+        addr: addr(),
+        timeout_ms: None,
+    };
+    assert!(
+        f.registry.beat(request, None).await.is_err(),
+        "closed for good"
+    );
+    sleep(TIMEOUT * 2).await;
+    assert!(
+        f.events().await.is_empty(),
+        "no offline for a server that stops"
+    );
 }

@@ -3,7 +3,7 @@
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseReason {
-    /// The peer closed its side (or reset the connection while we read).
+    /// The peer closed its side (a reset is a `ReadError`).
     Eof,
     /// No answer to `session.ping_retries` pings in a row.
     Idle,

@@ -15,6 +15,10 @@ use crate::config::SessionConfig;
 /// file table turns into a slower accept rate instead of a busy loop.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
+/// At most one accept-error warning per this period: a full file table would otherwise log
+/// twenty lines a second.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Binds `addr` with a listen backlog of `backlog`. tokio's `TcpListener::bind` uses 128, which
 /// overflows when thousands of clients connect at once (they then wait seconds for a SYN retry).
 pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
@@ -36,6 +40,7 @@ pub(crate) async fn accept_loop(
     services: Arc<SessionServices>,
 ) {
     let mut next = 0usize;
+    let mut warned: Option<(crate::clock::Instant, u64)> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -50,7 +55,20 @@ pub(crate) async fn accept_loop(
                     io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
                 ) => {}
             Err(e) => {
-                log::warn!("accept failed: {e}");
+                let now = crate::clock::now();
+                match &mut warned {
+                    Some((since, suppressed)) if now.duration_since(*since) < ACCEPT_WARN_EVERY => {
+                        *suppressed += 1;
+                    }
+                    _ => {
+                        let suppressed = warned.map_or(0, |(_, n)| n);
+                        log::warn!(
+                            "accept failed: {e} (pausing accepts {}ms; {suppressed} similar errors not logged)",
+                            ACCEPT_ERROR_PAUSE.as_millis()
+                        );
+                        warned = Some((now, 0));
+                    }
+                }
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
             }
         }
