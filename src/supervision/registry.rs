@@ -19,6 +19,13 @@ use crate::events::{Event, EventBus, OfflineReason};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
+/// How long an empty registry lingers before it stops. Stopping the instant the last client
+/// leaves would make a proj that churns online/offline from many connections restart the
+/// registry on every offline, and each restart bounces the requests queued at that moment
+/// (they are retried, but a request could bounce again and again). After a second of
+/// emptiness nothing is queued in practice, and an idle server still holds no registry.
+pub const IDLE_STOP_AFTER: Duration = Duration::from_secs(1);
+
 /// Apply a heartbeat to `proj` through the registry: to its record if it is online (its
 /// monitor re-arms), else by creating its monitor (the client comes online). Always succeeds.
 #[derive(Debug, Clone, Message)]
@@ -115,6 +122,9 @@ struct Entry {
 /// and one client's events alternate in order.
 pub struct Registry {
     clients: BTreeMap<Proj, Entry>,
+    /// Counts the times the map became empty: a pending idle stop checks that it is still
+    /// the latest emptiness (no client came and went meanwhile).
+    emptied: u64,
     deps: RegistryDeps,
 }
 
@@ -122,6 +132,7 @@ impl Registry {
     pub(crate) fn new(deps: RegistryDeps) -> Self {
         Self {
             clients: BTreeMap::new(),
+            emptied: 0,
             deps,
         }
     }
@@ -189,7 +200,13 @@ impl Registry {
             at,
         });
         if self.clients.is_empty() {
-            ctx.stop();
+            self.emptied += 1;
+            let emptied = self.emptied;
+            ctx.run_later(IDLE_STOP_AFTER, move |act, ctx| {
+                if act.clients.is_empty() && act.emptied == emptied {
+                    ctx.stop();
+                }
+            });
         }
     }
 }

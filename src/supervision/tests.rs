@@ -227,7 +227,13 @@ async fn registry_stops_when_empty_and_starts_again() {
 
     sleep(TIMEOUT + MS).await;
     assert!(f.registry.is_running(), "B is still online");
-    sleep(Duration::from_secs(10)).await;
+    // B expires at 30 s; the empty registry lingers for IDLE_STOP_AFTER, then stops.
+    sleep(Duration::from_secs(10) + IDLE_STOP_AFTER - 2 * MS).await;
+    assert!(
+        f.metrics.is_registry_running(),
+        "lingers while briefly empty"
+    );
+    sleep(2 * MS).await;
     assert!(!f.metrics.is_registry_running(), "stopped when empty");
     assert_eq!(f.metrics.clients(), 0);
 
@@ -238,15 +244,15 @@ async fn registry_stops_when_empty_and_starts_again() {
 }
 
 /// The lazy stop/start must not lose a heartbeat that arrives while the registry is stopping:
-/// here the last client's watchdog fires in the same instant as another client's first
-/// heartbeat, at every offset around the deadline.
+/// here the empty registry's idle stop (the last client's deadline plus `IDLE_STOP_AFTER`)
+/// falls in the same instant as another client's first heartbeat, at every offset around it.
 #[actix_rt::test]
 async fn no_heartbeat_is_lost_while_the_registry_stops() {
     let f = fixture();
     for round in 0..200u64 {
         f.beat("last", Some(100)).await;
-        // A heartbeat for a new client, sent at 99, 100 or 101 ms after the last client's.
-        let offset = Duration::from_millis(99 + round % 3);
+        // A heartbeat for a new client, sent 1 ms before, at, or 1 ms after the stop.
+        let offset = Duration::from_millis(99 + round % 3) + IDLE_STOP_AFTER;
         let registry = f.registry.clone();
         let newcomer = actix_rt::spawn(async move {
             sleep(offset).await;
@@ -266,8 +272,8 @@ async fn no_heartbeat_is_lost_while_the_registry_stops() {
             .unwrap()
             .expect("heartbeat lost around a registry stop");
         assert!(f.online("new").await, "round {round}");
-        // Let both expire: the registry stops, and the next round restarts it.
-        sleep(Duration::from_millis(250)).await;
+        // Let it expire: the registry stops, and the next round restarts it.
+        sleep(Duration::from_millis(150) + IDLE_STOP_AFTER).await;
         assert!(!f.registry.is_running(), "round {round}");
     }
 }

@@ -1,0 +1,791 @@
+//! Shared fixtures for the integration tests.
+//!
+//! - [`TestServer`]: the real server, in process, on ephemeral ports, inside the test's actix
+//!   System (`#[actix_rt::test]`). Stop it with `server.stop().await` at the end of every test:
+//!   stopping is async and cannot happen in `Drop`, so dropping a server that was not stopped
+//!   fails the test (unless the test is already panicking).
+//! - [`Client`]: a protocol v1 client (newline-delimited JSON over TCP).
+//! - [`http_get`] and [`EventStream`]: a minimal HTTP/1.1 client and a server-sent-events reader,
+//!   written against raw sockets so that the tests see exactly what goes over the wire.
+//! - [`EventLog`]: an actix subscriber that collects [`Event`]s for assertions.
+//! - [`BinServer`] and [`heartwatch_cmd`]: the built `heartwatch` binary as a child process.
+//!
+//! Every wait is bounded: I/O waits at most [`IO_TIMEOUT`], polls go through [`eventually`].
+
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{BufRead, BufReader as StdBufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler, Recipient};
+use heartwatch::config::ServerConfig;
+use heartwatch::{Builder, Config, Event, Running};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant};
+
+/// Longest wait for anything that should happen (a reply, an event, a connect).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause between two checks in [`eventually`].
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Waits until `cond` holds, checking every 10 ms for at most `within`; panics naming `what`
+/// if it never does.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// `data` parsed as JSON, or a panic that shows it.
+pub fn parse_json(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("not JSON ({e}): {data:?}"))
+}
+
+/// A heartbeat frame (without its newline).
+pub fn heartbeat_frame(proj: &str) -> String {
+    json!({"type": "heartbeat", "proj": proj}).to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process server
+// ---------------------------------------------------------------------------------------------
+
+/// The server configuration tests start from: the defaults, both listeners on 127.0.0.1 port 0.
+pub fn test_config() -> ServerConfig {
+    let mut config = Config::default().server;
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.http = "127.0.0.1:0".parse().expect("address");
+    config
+}
+
+/// The real server, started in the current actix System on ephemeral ports.
+///
+/// Call [`TestServer::stop`] at the end of the test: it stops accepting, closes every session
+/// and joins the session threads. A server dropped without `stop` fails the test.
+pub struct TestServer {
+    running: Option<Running>,
+    /// Where heartbeat clients connect.
+    pub tcp: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
+}
+
+impl TestServer {
+    /// Starts a server with `config`, without event logging.
+    pub async fn start(config: ServerConfig) -> Self {
+        Self::start_with(Builder::new(config)).await
+    }
+
+    /// Starts a server with the default test configuration.
+    pub async fn start_default() -> Self {
+        Self::start(test_config()).await
+    }
+
+    /// Starts a server from a prepared builder (handlers, subscribers), without event logging.
+    pub async fn start_with(builder: Builder) -> Self {
+        let running = match builder.log_events(false).start().await {
+            Ok(running) => running,
+            Err(e) => panic!("server did not start: {e}"),
+        };
+        let tcp = running.tcp_addr();
+        let http = running.http_addr().expect("the HTTP API is enabled");
+        Self {
+            running: Some(running),
+            tcp,
+            http,
+        }
+    }
+
+    /// The running server (registry, metrics, event bus).
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("server is running")
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// A new protocol connection.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.tcp).await
+    }
+
+    /// `GET path` on the HTTP API.
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.http, path).await
+    }
+
+    /// The HTTP status of `GET /api/v1/clients/{proj}`.
+    pub async fn client_status(&self, proj: &str) -> u16 {
+        self.get(&format!("/api/v1/clients/{proj}")).await.status
+    }
+
+    /// `GET /api/v1/clients/{proj}`, which must answer 200; the client's JSON record.
+    pub async fn client_record(&self, proj: &str) -> Value {
+        let response = self.get(&format!("/api/v1/clients/{proj}")).await;
+        assert_eq!(response.status, 200, "GET client {proj}: {response:?}");
+        response.json()
+    }
+
+    /// One series of `GET /metrics`, e.g. `heartwatch_clients` or
+    /// `heartwatch_offline_total{reason="timeout"}`; panics if it is not exposed.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status, 200, "GET /metrics: {response:?}");
+        metric_value(&response.body, series)
+            .unwrap_or_else(|| panic!("no series {series} in\n{}", response.body))
+    }
+
+    /// Asserts that `proj` is online, if the answer comes before `online_until` (a time before
+    /// which its watchdog cannot have fired). Returns whether the check was conclusive: on a
+    /// machine so slow that the answer comes later, nothing can be concluded and nothing fails.
+    pub async fn assert_online_until(&self, proj: &str, online_until: Instant) -> bool {
+        let status = self.client_status(proj).await;
+        if Instant::now() >= online_until {
+            eprintln!("note: check of {proj} came too late to be conclusive");
+            return false;
+        }
+        assert_eq!(status, 200, "{proj} must still be online");
+        true
+    }
+
+    /// Subscribes a new [`EventLog`] to the server's event bus.
+    pub fn event_log(&self) -> EventLog {
+        let (recipient, log) = EventLog::new();
+        self.running().events().subscribe(recipient);
+        log
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.running.is_some() && !std::thread::panicking() {
+            panic!("TestServer dropped without `stop().await`");
+        }
+    }
+}
+
+/// The value of one series in a Prometheus text exposition.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| {
+            value
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("metric {series}: {value:?}: {e}"))
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocol client
+// ---------------------------------------------------------------------------------------------
+
+/// How a connection ended, as seen by [`Client::read_until_closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Orderly end of stream.
+    Eof,
+    /// The server reset the connection.
+    Reset,
+}
+
+/// A protocol v1 client over one TCP connection.
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    /// The client's own address (what the server reports as `addr`).
+    pub local: SocketAddr,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect to {addr} timed out"))
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Self::from_stream(stream)
+    }
+
+    /// Wraps a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        let local = stream.local_addr().expect("local address");
+        let (read, write) = stream.into_split();
+        Self {
+            reader: BufReader::new(read),
+            writer: write,
+            local,
+        }
+    }
+
+    /// Sends `line` and a newline.
+    pub async fn send(&mut self, line: &str) {
+        let mut frame = Vec::with_capacity(line.len() + 1);
+        frame.extend_from_slice(line.as_bytes());
+        frame.push(b'\n');
+        self.send_raw(&frame).await;
+    }
+
+    /// Sends raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        timeout(IO_TIMEOUT, self.writer.write_all(bytes))
+            .await
+            .expect("write timed out")
+            .expect("write failed");
+    }
+
+    /// Closes the sending direction (the server reads end of input).
+    pub async fn shutdown_write(&mut self) {
+        self.writer.shutdown().await.expect("shutdown");
+    }
+
+    /// The next line, or `None` at end of stream; panics after [`IO_TIMEOUT`].
+    pub async fn try_recv_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = timeout(IO_TIMEOUT, self.reader.read_line(&mut line))
+            .await
+            .expect("no reply within the I/O timeout")
+            .expect("read failed");
+        (n > 0).then(|| line.trim_end_matches('\n').to_owned())
+    }
+
+    /// The next line as sent (without its newline); panics at end of stream or after
+    /// [`IO_TIMEOUT`].
+    pub async fn recv_line(&mut self) -> String {
+        self.try_recv_line()
+            .await
+            .expect("connection closed, a reply was expected")
+    }
+
+    /// The next reply, parsed.
+    pub async fn recv(&mut self) -> Value {
+        parse_json(&self.recv_line().await)
+    }
+
+    /// Sends `frame` (a JSON value) and returns the reply.
+    pub async fn request(&mut self, frame: Value) -> Value {
+        self.send(&frame.to_string()).await;
+        self.recv().await
+    }
+
+    /// Sends a heartbeat for `proj`; its reply must be an ack for `proj`.
+    pub async fn heartbeat(&mut self, proj: &str) -> Value {
+        let reply = self
+            .request(json!({"type": "heartbeat", "proj": proj}))
+            .await;
+        assert_ack(&reply, proj);
+        reply
+    }
+
+    /// Sends a heartbeat for `proj` asking for `timeout_ms`; its reply must be an ack.
+    pub async fn heartbeat_timeout(&mut self, proj: &str, timeout_ms: u64) -> Value {
+        let frame = json!({"type": "heartbeat", "proj": proj, "timeout_ms": timeout_ms});
+        let reply = self.request(frame).await;
+        assert_ack(&reply, proj);
+        reply
+    }
+
+    /// Sends an offline for `proj`; its reply must be an ack.
+    pub async fn offline(&mut self, proj: &str) -> Value {
+        let reply = self.request(json!({"type": "offline", "proj": proj})).await;
+        assert_ack(&reply, proj);
+        reply
+    }
+
+    /// Sends `frame` (raw bytes, newline included if wanted) and returns the error code of
+    /// the reply, which must be an error.
+    pub async fn error_code_for(&mut self, frame: &[u8]) -> String {
+        self.send_raw(frame).await;
+        let reply = self.recv().await;
+        assert_eq!(reply["type"], "error", "an error reply expected: {reply}");
+        assert!(
+            reply["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error has a message: {reply}"
+        );
+        reply["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error without code: {reply}"))
+            .to_owned()
+    }
+
+    /// Reads lines until the server closes the connection; the lines and how it ended.
+    /// Panics if it stays open for [`IO_TIMEOUT`].
+    pub async fn read_until_closed(&mut self) -> (Vec<String>, Closed) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout_at(deadline, self.reader.read_line(&mut line))
+                .await
+                .expect("the server did not close the connection");
+            match read {
+                Ok(0) => return (lines, Closed::Eof),
+                Ok(_) => lines.push(line.trim_end_matches('\n').to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return (lines, Closed::Reset)
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives for `wait` (and the connection stays open).
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        let mut line = String::new();
+        if let Ok(read) = timeout(wait, self.reader.read_line(&mut line)).await {
+            panic!("expected no reply, got {read:?}: {line:?}");
+        }
+    }
+}
+
+/// Asserts that `reply` is an ack for `proj`.
+pub fn assert_ack(reply: &Value, proj: &str) {
+    assert_eq!(reply["type"], "ack", "an ack expected: {reply}");
+    assert_eq!(reply["proj"], proj, "the ack names its proj: {reply}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// A whole HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Value {
+        parse_json(&self.body)
+    }
+
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `GET path` with `Connection: close`, read to the end.
+pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = timeout(IO_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path} timed out"))
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no end of headers"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let (status, headers) = parse_head(&head);
+    let payload = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(payload)
+    } else {
+        payload.to_vec()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8(body).expect("UTF-8 body"),
+    }
+}
+
+fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&raw[..end]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).expect("hex chunk size");
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// An open `GET /api/v1/events` stream.
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+    chunked: bool,
+    /// Decoded body bytes not yet returned as lines.
+    pending: Vec<u8>,
+}
+
+impl EventStream {
+    /// Opens the stream and waits for the server's greeting comment, after which every event
+    /// is delivered to this stream.
+    pub async fn open(addr: SocketAddr) -> Self {
+        let request = "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+        let connect = async {
+            let mut stream = TcpStream::connect(addr).await?;
+            stream.write_all(request.as_bytes()).await?;
+            Ok::<_, std::io::Error>(stream)
+        };
+        let stream = timeout(IO_TIMEOUT, connect)
+            .await
+            .expect("event stream: connect timed out")
+            .expect("event stream: connect");
+        let mut events = Self {
+            reader: BufReader::new(stream),
+            chunked: false,
+            pending: Vec::new(),
+        };
+        let mut head = String::new();
+        loop {
+            let line = events.raw_line().await;
+            if line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+            head.push_str("\r\n");
+        }
+        let (status, headers) = parse_head(&head);
+        assert_eq!(status, 200, "event stream: {head}");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("text/event-stream"),
+            "{head}"
+        );
+        events.chunked = header("transfer-encoding").is_some_and(|v| v == "chunked");
+        let greeting = events.line().await;
+        assert!(greeting.starts_with(':'), "a comment first: {greeting:?}");
+        events
+    }
+
+    /// The next `data:` payload, parsed; panics after [`IO_TIMEOUT`].
+    pub async fn next_data(&mut self) -> Value {
+        loop {
+            let line = self.line().await;
+            if let Some(data) = line.strip_prefix("data: ") {
+                return parse_json(data);
+            }
+        }
+    }
+
+    /// One line of the HTTP head (CRLF-terminated).
+    async fn raw_line(&mut self) -> String {
+        let mut line = String::new();
+        let n = timeout(IO_TIMEOUT, self.reader.read_line(&mut line))
+            .await
+            .expect("event stream: timed out")
+            .expect("event stream: read failed");
+        assert!(n > 0, "event stream closed");
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    /// The next line of the (de-chunked) body.
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return String::from_utf8(line)
+                    .expect("UTF-8 event stream")
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+            }
+            if self.chunked {
+                let size_line = self.raw_line().await;
+                let size_text = size_line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size_text, 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+                assert!(size > 0, "event stream ended");
+                let mut chunk = vec![0; size + 2];
+                timeout(IO_TIMEOUT, self.reader.read_exact(&mut chunk))
+                    .await
+                    .expect("event stream: timed out")
+                    .expect("event stream: read failed");
+                self.pending.extend_from_slice(&chunk[..size]);
+            } else {
+                let mut more = Vec::new();
+                let n = timeout(IO_TIMEOUT, self.reader.read_until(b'\n', &mut more))
+                    .await
+                    .expect("event stream: timed out")
+                    .expect("event stream: read failed");
+                assert!(n > 0, "event stream closed");
+                self.pending.extend_from_slice(&more);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/// Collects the events delivered to one subscriber, in order.
+pub struct EventLog {
+    receiver: mpsc::UnboundedReceiver<Event>,
+}
+
+/// The subscriber actor behind an [`EventLog`].
+struct Forward(mpsc::UnboundedSender<Event>);
+
+impl Actor for Forward {
+    type Context = Context<Self>;
+}
+
+impl Handler<Event> for Forward {
+    type Result = ();
+
+    fn handle(&mut self, event: Event, _: &mut Context<Self>) {
+        let _ = self.0.send(event);
+    }
+}
+
+impl EventLog {
+    /// A log and the recipient to subscribe (e.g. with `Builder::subscribe`). Must be called
+    /// inside the actix System.
+    pub fn new() -> (Recipient<Event>, Self) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Forward(sender).start().recipient(), Self { receiver })
+    }
+
+    /// The next event; panics after [`IO_TIMEOUT`].
+    pub async fn next(&mut self) -> Event {
+        self.next_within(IO_TIMEOUT)
+            .await
+            .expect("no event within the I/O timeout")
+    }
+
+    /// The next event if one arrives within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        match timeout(wait, self.receiver.recv()).await {
+            Ok(event) => Some(event.expect("event log closed")),
+            Err(_) => None,
+        }
+    }
+
+    /// Every event already delivered.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.receiver.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+}
+
+/// `"online"` or `"offline(reason)"`, for compact assertions.
+pub fn event_kind(event: &Event) -> String {
+    match event {
+        Event::Online { .. } => "online".into(),
+        Event::Offline { reason, .. } => format!("offline({reason})"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary
+// ---------------------------------------------------------------------------------------------
+
+/// `heartwatch` with console logging only (no log4rs file, no `log/` directory), run in the
+/// temporary directory, with no `HEARTWATCH__*` variable inherited from the caller.
+pub fn heartwatch_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartwatch"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HEARTWATCH__") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("HEARTWATCH__LOG__CONFIG", "/nonexistent")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` to its end (at most [`IO_TIMEOUT`]); its exit code and stderr.
+pub fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd.spawn().expect("spawn heartwatch");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("heartwatch did not exit within {IO_TIMEOUT:?}");
+        }
+        std::thread::sleep(POLL_EVERY);
+    };
+    (status.code(), reader.join().expect("stderr reader"))
+}
+
+/// A `heartwatch serve` child process on ephemeral ports, killed when dropped.
+pub struct BinServer {
+    child: Child,
+    /// Where heartbeat clients connect.
+    pub tcp: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
+    /// Every stderr line after the start-up line, as the server writes them.
+    pub stderr: std_mpsc::Receiver<String>,
+}
+
+impl BinServer {
+    /// Starts `heartwatch serve --listen 127.0.0.1:0 --http 127.0.0.1:0 <extra>` and waits for
+    /// its start-up line to learn the ports.
+    pub fn spawn(extra: &[&str]) -> Self {
+        let mut cmd = heartwatch_cmd();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(extra);
+        let mut child = cmd.spawn().expect("spawn heartwatch");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = std_mpsc::channel();
+        // Drains stderr for the child's whole life: a full pipe would block its logging.
+        std::thread::spawn(move || {
+            for line in StdBufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    // Nobody reads any more, but keep draining.
+                    continue;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            tcp: "0.0.0.0:0".parse().expect("address"),
+            http: "0.0.0.0:0".parse().expect("address"),
+            stderr: lines,
+        };
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = server.stderr.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("no start-up line ({e}); stderr so far: {seen:#?}");
+            });
+            if let Some((tcp, http)) = parse_listening_line(&line) {
+                server.tcp = tcp;
+                server.http = http;
+                return server;
+            }
+            seen.push(line);
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every stderr line received so far.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `... heartwatch listening for heartbeats on A, HTTP API on http://B`.
+fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.split("listening for heartbeats on ").nth(1)?;
+    let (tcp, http) = rest.split_once(", HTTP API on http://")?;
+    Some((tcp.trim().parse().ok()?, http.trim().parse().ok()?))
+}
