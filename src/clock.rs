@@ -18,12 +18,14 @@ pub fn wall_now() -> SystemTime {
     SystemTime::now()
 }
 
-/// Formats a wall-clock time as RFC 3339 with millisecond precision, in UTC.
+/// Formats a wall-clock time as RFC 3339 with millisecond precision, in UTC (for logs and
+/// people).
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Serde helper: `#[serde(serialize_with = "clock::serialize_rfc3339")]`.
+/// Serde helper for the API and events: RFC 3339 in UTC with microsecond precision, so that a
+/// detection delay of a millisecond or two can be measured from the timestamps themselves.
 pub fn serialize_rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_millis(*t))
+    s.collect_str(&humantime::format_rfc3339_micros(*t))
 }

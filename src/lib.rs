@@ -13,7 +13,9 @@
 //! - [`http`]: the HTTP API (clients, event stream, metrics, health).
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
-//! - [`config`], [`logging`], [`metrics`], [`clock`], [`shutdown`]: the plumbing.
+//! - [`client`]: the heartbeat client actor behind `heartwatch beat`.
+//! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`]: the
+//!   plumbing.
 //!
 //! # Embedding
 //! ```no_run
@@ -42,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -50,6 +53,7 @@ pub mod extension;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod process_stats;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

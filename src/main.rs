@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
 use clap::{Parser, Subcommand};
+use heartwatch::bench::BenchConfig;
 use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Report, Shutdown};
 use heartwatch::protocol::Proj;
 use heartwatch::{clock, logging, shutdown, Builder, ConfigLoader};
@@ -29,6 +30,57 @@ enum Command {
     Serve(ServeArgs),
     /// Send heartbeats as one client, report the server up or down, reconnect on failure.
     Beat(BeatArgs),
+    /// Load-test a server: many persistent clients, ack latency, server cost, detection delay.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The server's heartbeat address (loopback unless --allow-remote).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7700")]
+    server: std::net::SocketAddr,
+    /// Persistent client connections.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Time between two heartbeats of one client (±10% jitter).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// The measured window.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Beating before the measured window.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Connections opened per second.
+    #[arg(long, value_name = "PER_SEC", default_value_t = 5000)]
+    ramp: u32,
+    /// The server's HTTP API: its event stream (needed by --silence) and its CPU and memory.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// The server's pid, to read its CPU and memory from /proc.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Fraction of clients that hang (stop beating, keep the socket) during the window.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    silence: f64,
+    /// The watchdog timeout the clients ask for.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How long a heartbeat waits for its answer before it counts as an error.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    ack_timeout: Duration,
+    /// Source addresses 127.0.0.2 onwards to spread connections over.
+    #[arg(long, default_value_t = 200)]
+    sources: u8,
+    /// Prefix of the clients' proj.
+    #[arg(long, default_value = "bench-")]
+    proj_prefix: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Permit a server outside 127.0.0.0/8.
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +142,44 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Beat(args) => beat(args),
+        Command::Bench(args) => bench(args),
+    }
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    let mut config = BenchConfig::new(args.server);
+    config.clients = args.clients;
+    config.interval = args.interval;
+    config.duration = args.duration;
+    config.warmup = args.warmup;
+    config.ramp_per_sec = args.ramp;
+    config.http = args.http;
+    config.pid = args.pid;
+    config.silence = args.silence;
+    config.timeout = args.timeout;
+    config.ack_timeout = args.ack_timeout;
+    config.sources = args.sources;
+    config.proj_prefix = args.proj_prefix;
+    config.allow_remote = args.allow_remote;
+    match heartwatch::bench::run(config) {
+        Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("heartwatch: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
+        Ok(report) => {
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("heartwatch: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 

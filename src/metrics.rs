@@ -5,13 +5,18 @@
 
 use std::sync::atomic::AtomicI64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::events::OfflineReason;
+use crate::process_stats::ProcessStats;
 use crate::protocol::ErrorCode;
 use crate::transport::CloseReason;
 
@@ -110,6 +115,7 @@ impl Metrics {
             "Connections ended, by reason",
             closed_family.clone(),
         );
+        registry.register_collector(Box::new(ProcessCollector));
         let sessions_closed = CloseReason::ALL
             .iter()
             .map(|&r| {
@@ -213,6 +219,41 @@ impl Metrics {
     }
 }
 
+/// The standard `process_*` series, read from `/proc/self` at each scrape (and absent where
+/// there is no `/proc`).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(stats) = ProcessStats::read(None) else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(stats.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent, in seconds",
+            None,
+            MetricType::Counter,
+        )?)?;
+        let rss = ConstGauge::new(stats.rss_bytes as i64);
+        rss.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size, in bytes",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        let threads = ConstGauge::new(stats.threads as i64);
+        threads.encode(encoder.encode_descriptor(
+            "process_threads",
+            "Threads of the process",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +275,8 @@ mod tests {
             "heartwatch_registry_running 1",
             "heartwatch_frame_errors_total{code=\"bad_json\"} 0",
             "heartwatch_pings_total 0",
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
             "heartwatch_sessions_closed_total{reason=\"idle\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");

@@ -95,7 +95,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&online).unwrap(),
-            r#"{"event":"online","proj":"P-17","addr":"127.0.0.1:4000","at":"2023-11-14T22:13:20.123Z"}"#
+            r#"{"event":"online","proj":"P-17","addr":"127.0.0.1:4000","at":"2023-11-14T22:13:20.123000Z"}"#
         );
         let offline = Event::Offline {
             proj: Proj::new("P-17").unwrap(),
@@ -106,7 +106,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&offline).unwrap(),
-            r#"{"event":"offline","proj":"P-17","reason":"timeout","addr":"127.0.0.1:4000","last_seen":"2023-11-14T22:13:20.123Z","at":"2023-11-14T22:13:20.123Z"}"#
+            r#"{"event":"offline","proj":"P-17","reason":"timeout","addr":"127.0.0.1:4000","last_seen":"2023-11-14T22:13:20.123000Z","at":"2023-11-14T22:13:20.123000Z"}"#
         );
     }
 }
