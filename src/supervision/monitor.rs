@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, SpawnHandle, WeakAddr};
 
 use super::client_record::{Applied, ClientRecord, Removed};
 use super::registry::{Expired, Registry};
@@ -48,7 +48,10 @@ pub(crate) struct Stop;
 /// (see [`ClientRecord::expire`]), publishes `offline` and stops the monitor.
 pub struct Monitor {
     record: Arc<ClientRecord>,
-    registry: Addr<Registry>,
+    /// Weak: a strong `Addr` costs an allocation per clone (actix's sender task), and it is
+    /// needed only at expiry. A registry outlives its monitors (it never stops while it maps
+    /// a client), so the upgrade fails only after `Close`, when expiry no longer matters.
+    registry: WeakAddr<Registry>,
     watchdog: Option<SpawnHandle>,
     /// The record generation the watchdog is armed for. Re-arms for an older generation
     /// (a registry-applied heartbeat overtaken by a direct one) are ignored, and a timer
@@ -58,7 +61,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor for a client whose first heartbeat is already in `record`.
-    pub(crate) fn new(record: Arc<ClientRecord>, registry: Addr<Registry>) -> Self {
+    pub(crate) fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
         Self {
             record,
             registry,
@@ -81,7 +84,10 @@ impl Monitor {
                 return;
             }
             act.watchdog = None;
-            act.registry.do_send(Expired {
+            let Some(registry) = act.registry.upgrade() else {
+                return;
+            };
+            registry.do_send(Expired {
                 proj: act.record.proj().clone(),
                 monitor: ctx.address(),
                 generation,

@@ -171,7 +171,7 @@ impl Registry {
         home: &ArbiterHandle,
         ctx: &mut Context<Self>,
     ) -> Addr<Monitor> {
-        let registry = ctx.address();
+        let registry = ctx.address().downgrade();
         let record = record.clone();
         Monitor::start_in_arbiter(home, move |_| Monitor::new(record, registry))
     }

@@ -29,7 +29,7 @@ use crate::supervision::{BeatRequest, Monitor, RegistryHandle};
 
 /// Initial read buffer of a connection. tokio-util's default (8 KiB) would cost about 6 KiB of
 /// RSS per idle client; heartbeats are under 100 bytes and the buffer grows when needed.
-const INITIAL_READ_CAPACITY: usize = 256;
+const INITIAL_READ_CAPACITY: usize = 128;
 
 /// How long a closing session may take to flush its last replies before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -146,11 +146,11 @@ impl Session {
         timeout_ms: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
-        let cached = self
-            .monitor
-            .as_ref()
-            .filter(|(p, _)| *p == proj)
-            .map(|(_, m)| m.clone());
+        let cached = self.monitor.as_ref().filter(|(p, _)| *p == proj);
+        // Keep the `proj` already cached rather than the one just parsed: one allocation
+        // per client instead of one per connection and client.
+        let proj = cached.map_or(proj, |(p, _)| p.clone());
+        let cached = cached.map(|(_, m)| m.clone());
         let registry = self.services.registry.clone();
         let beat = BeatRequest {
             proj: proj.clone(),
