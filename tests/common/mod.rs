@@ -9,6 +9,7 @@
 //!   written against raw sockets so that the tests see exactly what goes over the wire.
 //! - [`EventLog`]: an actix subscriber that collects [`Event`]s for assertions.
 //! - [`BinServer`] and [`heartwatch_cmd`]: the built `heartwatch` binary as a child process.
+//! - [`BeatProcess`]: `heartwatch beat --json -v` as a child process, its lines read live.
 //!
 //! Every wait is bounded: I/O waits at most [`IO_TIMEOUT`], polls go through [`eventually`].
 
@@ -19,7 +20,9 @@ use std::future::Future;
 use std::io::{BufRead, BufReader as StdBufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Recipient};
@@ -689,7 +692,17 @@ pub fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
     (status.code(), reader.join().expect("stderr reader"))
 }
 
-/// A `heartwatch serve` child process on ephemeral ports, killed when dropped.
+/// Sends `signal` (e.g. `"STOP"`) to process `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A `heartwatch serve` child process on ephemeral ports, killed (after a SIGCONT if it was
+/// stopped) when dropped.
 pub struct BinServer {
     child: Child,
     /// Where heartbeat clients connect.
@@ -698,15 +711,28 @@ pub struct BinServer {
     pub http: SocketAddr,
     /// Every stderr line after the start-up line, as the server writes them.
     pub stderr: std_mpsc::Receiver<String>,
+    /// Whether the last job-control signal sent was SIGSTOP.
+    stopped: AtomicBool,
 }
 
 impl BinServer {
     /// Starts `heartwatch serve --listen 127.0.0.1:0 --http 127.0.0.1:0 <extra>` and waits for
     /// its start-up line to learn the ports.
     pub fn spawn(extra: &[&str]) -> Self {
+        Self::spawn_with("127.0.0.1:0", &[], extra)
+    }
+
+    /// Starts `heartwatch serve --listen <listen> --http 127.0.0.1:0 <extra>` with the
+    /// environment variables `env` (e.g. `("HEARTWATCH__SESSION__IDLE_PING", "300ms")`), and
+    /// waits for its start-up line to learn the ports. `listen` may name a fixed port, to
+    /// restart a server where its clients expect it.
+    pub fn spawn_with(listen: &str, env: &[(&str, &str)], extra: &[&str]) -> Self {
         let mut cmd = heartwatch_cmd();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", listen, "--http", "127.0.0.1:0"])
             .args(extra);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
         let mut child = cmd.spawn().expect("spawn heartwatch");
         let stderr = child.stderr.take().expect("piped stderr");
         let (sender, lines) = std_mpsc::channel();
@@ -725,6 +751,7 @@ impl BinServer {
             tcp: "0.0.0.0:0".parse().expect("address"),
             http: "0.0.0.0:0".parse().expect("address"),
             stderr: lines,
+            stopped: AtomicBool::new(false),
         };
         let deadline = std::time::Instant::now() + IO_TIMEOUT;
         let mut seen = Vec::new();
@@ -749,11 +776,42 @@ impl BinServer {
 
     /// Sends `signal` (e.g. `"TERM"`) with kill(1).
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        send_signal(self.pid(), signal);
+        match signal {
+            "STOP" => self.stopped.store(true, Ordering::SeqCst),
+            "CONT" => self.stopped.store(false, Ordering::SeqCst),
+            _ => {}
+        }
+    }
+
+    /// `GET path` on the HTTP API.
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.http, path).await
+    }
+
+    /// The HTTP status of `GET /api/v1/clients/{proj}`.
+    pub async fn client_status(&self, proj: &str) -> u16 {
+        self.get(&format!("/api/v1/clients/{proj}")).await.status
+    }
+
+    /// One series of `GET /metrics` (see [`TestServer::metric`]); panics if it is not exposed.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status, 200, "GET /metrics: {response:?}");
+        metric_value(&response.body, series)
+            .unwrap_or_else(|| panic!("no series {series} in\n{}", response.body))
+    }
+
+    /// As [`TestServer::assert_online_until`]: asserts that `proj` is online if the answer
+    /// comes before `online_until`; returns whether the check was conclusive.
+    pub async fn assert_online_until(&self, proj: &str, online_until: Instant) -> bool {
+        let status = self.client_status(proj).await;
+        if Instant::now() >= online_until {
+            eprintln!("note: check of {proj} came too late to be conclusive");
+            return false;
+        }
+        assert_eq!(status, 200, "{proj} must still be online");
+        true
     }
 
     /// Waits up to `within` for the process to exit.
@@ -778,9 +836,20 @@ impl BinServer {
 
 impl Drop for BinServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_child(&mut self.child, self.stopped.load(Ordering::SeqCst));
     }
+}
+
+/// Kills `child` with SIGKILL and reaps it, after a SIGCONT if it is `stopped`, so that no
+/// process outlives its test, not even a frozen one.
+fn kill_child(child: &mut Child, stopped: bool) {
+    if stopped && matches!(child.try_wait(), Ok(None)) {
+        let _ = Command::new("kill")
+            .args(["-CONT".to_owned(), child.id().to_string()])
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Parses `... heartwatch listening for heartbeats on A, HTTP API on http://B`.
@@ -788,4 +857,141 @@ fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = line.split("listening for heartbeats on ").nth(1)?;
     let (tcp, http) = rest.split_once(", HTTP API on http://")?;
     Some((tcp.trim().parse().ok()?, http.trim().parse().ok()?))
+}
+
+/// One line printed by `heartwatch beat --json`.
+#[derive(Debug, Clone)]
+pub struct BeatLine {
+    /// The line, parsed (`state`, `reason`, `seq`, `at`, ...).
+    pub value: Value,
+    /// When the test read it (after the client printed it).
+    pub received: Instant,
+}
+
+impl BeatLine {
+    /// The line's `state`.
+    pub fn state(&self) -> &str {
+        self.value["state"].as_str().unwrap_or_default()
+    }
+
+    /// The line's `at`, the client's wall clock when it printed the line.
+    pub fn at(&self) -> std::time::SystemTime {
+        let at = self.value["at"].as_str().expect("every line has `at`");
+        humantime::parse_rfc3339(at).unwrap_or_else(|e| panic!("`at` {at:?}: {e}"))
+    }
+}
+
+/// A `heartwatch beat --server <server> --proj <proj> <extra> --json -v` child process. Its
+/// stdout is read line by line on a thread of its own, so nothing it prints is lost or blocks
+/// it; it is killed (after a SIGCONT if it was stopped) when dropped.
+pub struct BeatProcess {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<BeatLine>,
+    /// Every line taken from `lines` so far, for failure messages.
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+    stopped: bool,
+}
+
+impl BeatProcess {
+    /// Starts the client.
+    pub fn spawn(server: SocketAddr, proj: &str, extra: &[&str]) -> Self {
+        let mut cmd = heartwatch_cmd();
+        cmd.args(["beat", "--server", &server.to_string(), "--proj", proj])
+            .args(extra)
+            .args(["--json", "-v"])
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn heartwatch beat");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in StdBufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let received = Instant::from_std(std::time::Instant::now());
+                let value = parse_json(&line);
+                // Keep draining even when nobody reads any more.
+                let _ = sender.send(BeatLine { value, received });
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("piped stderr");
+        let text = stderr.clone();
+        std::thread::spawn(move || {
+            for line in StdBufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut text = text.lock().expect("stderr text");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            stopped: false,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `"STOP"`, `"CONT"`, `"TERM"`) with kill(1).
+    pub fn signal(&mut self, signal: &str) {
+        send_signal(self.pid(), signal);
+        match signal {
+            "STOP" => self.stopped = true,
+            "CONT" => self.stopped = false,
+            _ => {}
+        }
+    }
+
+    /// The next line if one comes within `within`.
+    pub async fn next_line(&mut self, within: Duration) -> Option<BeatLine> {
+        let line = timeout(within, self.lines.recv()).await.ok().flatten()?;
+        self.seen.push(line.value.clone());
+        Some(line)
+    }
+
+    /// Skips lines until one with `"state": state`, which it returns; panics, showing every
+    /// line read so far, if none comes within `within`.
+    pub async fn expect_state(&mut self, state: &str, within: Duration) -> BeatLine {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left).await {
+                Some(line) if line.state() == state => return line,
+                Some(_) => {}
+                None => panic!(
+                    "heartwatch beat printed no {state:?} line within {within:?}; {}",
+                    self.so_far()
+                ),
+            }
+        }
+    }
+
+    /// Every line printed and not yet taken, without waiting.
+    pub fn drain(&mut self) -> Vec<BeatLine> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line.value.clone());
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// The lines taken so far and what the child wrote to stderr, for failure messages.
+    pub fn so_far(&self) -> String {
+        let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        format!("lines so far:\n{}\nstderr: {stderr:?}", lines.join("\n"))
+    }
+}
+
+impl Drop for BeatProcess {
+    fn drop(&mut self) {
+        kill_child(&mut self.child, self.stopped);
+    }
 }
