@@ -14,6 +14,7 @@
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
 //! - [`client`]: the heartbeat client actor behind `heartwatch beat`.
+//! - [`bench`]: `heartwatch bench`, the load generator.
 //! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`]: the
 //!   plumbing.
 //!
