@@ -44,6 +44,15 @@ impl TestClient {
         Self { addr, events }
     }
 
+    /// Sends `Shutdown` and waits for the `Stopped` event.
+    async fn shutdown(&mut self) -> ClientEvent {
+        self.addr.send(Shutdown).await.unwrap();
+        self.until(IO_TIMEOUT, "stopped", |e| {
+            matches!(e, ClientEvent::Stopped { .. })
+        })
+        .await
+    }
+
     async fn next(&mut self) -> ClientEvent {
         timeout(IO_TIMEOUT, self.events.recv())
             .await
@@ -107,12 +116,7 @@ async fn comes_up_beats_with_rising_seq_and_leaves_with_offline() {
     assert_eq!(record["timeout_ms"], 7000);
     assert!(record["heartbeats"].as_u64().unwrap() >= 3);
 
-    client.addr.send(Shutdown).await.unwrap();
-    let stopped = client
-        .until(IO_TIMEOUT, "stopped", |e| {
-            matches!(e, ClientEvent::Stopped { .. })
-        })
-        .await;
+    let stopped = client.shutdown().await;
     assert_eq!(
         stopped,
         ClientEvent::Stopped {
@@ -267,12 +271,7 @@ async fn a_refused_connection_is_down_at_once_with_capped_backoff() {
         };
         assert!(delay <= Duration::from_millis(200), "capped: {delay:?}");
     }
-    client.addr.send(Shutdown).await.unwrap();
-    let stopped = client
-        .until(IO_TIMEOUT, "stopped", |e| {
-            matches!(e, ClientEvent::Stopped { .. })
-        })
-        .await;
+    let stopped = client.shutdown().await;
     assert_eq!(
         stopped,
         ClientEvent::Stopped {

@@ -80,64 +80,16 @@ pub fn test_config() -> ServerConfig {
     config
 }
 
-/// The real server, started in the current actix System on ephemeral ports.
-///
-/// Call [`TestServer::stop`] at the end of the test: it stops accepting, closes every session
-/// and joins the session threads. A server dropped without `stop` fails the test.
-pub struct TestServer {
-    running: Option<Running>,
-    /// Where heartbeat clients connect.
-    pub tcp: SocketAddr,
-    /// Where the HTTP API listens.
-    pub http: SocketAddr,
+/// The HTTP API of a running server, in process or a child process (both deref to it).
+pub struct Api {
+    /// Where it listens.
+    pub addr: SocketAddr,
 }
 
-impl TestServer {
-    /// Starts a server with `config`, without event logging.
-    pub async fn start(config: ServerConfig) -> Self {
-        Self::start_with(Builder::new(config)).await
-    }
-
-    /// Starts a server with the default test configuration.
-    pub async fn start_default() -> Self {
-        Self::start(test_config()).await
-    }
-
-    /// Starts a server from a prepared builder (handlers, subscribers), without event logging.
-    pub async fn start_with(builder: Builder) -> Self {
-        let running = match builder.log_events(false).start().await {
-            Ok(running) => running,
-            Err(e) => panic!("server did not start: {e}"),
-        };
-        let tcp = running.tcp_addr();
-        let http = running.http_addr().expect("the HTTP API is enabled");
-        Self {
-            running: Some(running),
-            tcp,
-            http,
-        }
-    }
-
-    /// The running server (registry, metrics, event bus).
-    pub fn running(&self) -> &Running {
-        self.running.as_ref().expect("server is running")
-    }
-
-    /// Stops the server and waits until it has stopped.
-    pub async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            running.stop().await;
-        }
-    }
-
-    /// A new protocol connection.
-    pub async fn client(&self) -> Client {
-        Client::connect(self.tcp).await
-    }
-
+impl Api {
     /// `GET path` on the HTTP API.
     pub async fn get(&self, path: &str) -> HttpResponse {
-        http_get(self.http, path).await
+        http_get(self.addr, path).await
     }
 
     /// The HTTP status of `GET /api/v1/clients/{proj}`.
@@ -172,6 +124,72 @@ impl TestServer {
         }
         assert_eq!(status, 200, "{proj} must still be online");
         true
+    }
+}
+
+/// The real server, started in the current actix System on ephemeral ports.
+///
+/// Call [`TestServer::stop`] at the end of the test: it stops accepting, closes every session
+/// and joins the session threads. A server dropped without `stop` fails the test.
+pub struct TestServer {
+    running: Option<Running>,
+    /// Where heartbeat clients connect.
+    pub tcp: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
+    api: Api,
+}
+
+/// `server.metric(..)`, `server.client_status(..)`, ...: see [`Api`].
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl TestServer {
+    /// Starts a server with `config`, without event logging.
+    pub async fn start(config: ServerConfig) -> Self {
+        Self::start_with(Builder::new(config)).await
+    }
+
+    /// Starts a server with the default test configuration.
+    pub async fn start_default() -> Self {
+        Self::start(test_config()).await
+    }
+
+    /// Starts a server from a prepared builder (handlers, subscribers), without event logging.
+    pub async fn start_with(builder: Builder) -> Self {
+        let running = match builder.log_events(false).start().await {
+            Ok(running) => running,
+            Err(e) => panic!("server did not start: {e}"),
+        };
+        let tcp = running.tcp_addr();
+        let http = running.http_addr().expect("the HTTP API is enabled");
+        Self {
+            running: Some(running),
+            tcp,
+            http,
+            api: Api { addr: http },
+        }
+    }
+
+    /// The running server (registry, metrics, event bus).
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("server is running")
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// A new protocol connection.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.tcp).await
     }
 
     /// Subscribes a new [`EventLog`] to the server's event bus.
@@ -713,6 +731,15 @@ pub struct BinServer {
     pub stderr: std_mpsc::Receiver<String>,
     /// Whether the last job-control signal sent was SIGSTOP.
     stopped: AtomicBool,
+    api: Api,
+}
+
+/// `server.metric(..)`, `server.client_status(..)`, ...: see [`Api`].
+impl std::ops::Deref for BinServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl BinServer {
@@ -752,6 +779,9 @@ impl BinServer {
             http: "0.0.0.0:0".parse().expect("address"),
             stderr: lines,
             stopped: AtomicBool::new(false),
+            api: Api {
+                addr: "0.0.0.0:0".parse().expect("address"),
+            },
         };
         let deadline = std::time::Instant::now() + IO_TIMEOUT;
         let mut seen = Vec::new();
@@ -763,6 +793,7 @@ impl BinServer {
             if let Some((tcp, http)) = parse_listening_line(&line) {
                 server.tcp = tcp;
                 server.http = http;
+                server.api.addr = http;
                 return server;
             }
             seen.push(line);
@@ -782,36 +813,6 @@ impl BinServer {
             "CONT" => self.stopped.store(false, Ordering::SeqCst),
             _ => {}
         }
-    }
-
-    /// `GET path` on the HTTP API.
-    pub async fn get(&self, path: &str) -> HttpResponse {
-        http_get(self.http, path).await
-    }
-
-    /// The HTTP status of `GET /api/v1/clients/{proj}`.
-    pub async fn client_status(&self, proj: &str) -> u16 {
-        self.get(&format!("/api/v1/clients/{proj}")).await.status
-    }
-
-    /// One series of `GET /metrics` (see [`TestServer::metric`]); panics if it is not exposed.
-    pub async fn metric(&self, series: &str) -> f64 {
-        let response = self.get("/metrics").await;
-        assert_eq!(response.status, 200, "GET /metrics: {response:?}");
-        metric_value(&response.body, series)
-            .unwrap_or_else(|| panic!("no series {series} in\n{}", response.body))
-    }
-
-    /// As [`TestServer::assert_online_until`]: asserts that `proj` is online if the answer
-    /// comes before `online_until`; returns whether the check was conclusive.
-    pub async fn assert_online_until(&self, proj: &str, online_until: Instant) -> bool {
-        let status = self.client_status(proj).await;
-        if Instant::now() >= online_until {
-            eprintln!("note: check of {proj} came too late to be conclusive");
-            return false;
-        }
-        assert_eq!(status, 200, "{proj} must still be online");
-        true
     }
 
     /// Waits up to `within` for the process to exit.
