@@ -31,7 +31,11 @@ pub enum FrameError {
 pub struct FrameDecoder {
     inner: AnyDelimiterCodec,
     max: usize,
+    read_space: usize,
 }
+
+/// Free space a decoder keeps in the read buffer before each read.
+const DEFAULT_READ_SPACE: usize = 128;
 
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame_bytes`.
@@ -43,7 +47,15 @@ impl FrameDecoder {
                 max_frame_bytes,
             ),
             max: max_frame_bytes,
+            read_space: DEFAULT_READ_SPACE,
         }
+    }
+
+    /// Keeps at least `bytes` free in the read buffer before each read (the connection's
+    /// initial read capacity).
+    pub fn with_read_space(mut self, bytes: usize) -> Self {
+        self.read_space = bytes;
+        self
     }
 
     fn map_err(&self, e: AnyDelimiterCodecError) -> FrameError {
@@ -61,7 +73,15 @@ impl Decoder for FrameDecoder {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        self.inner.decode(src).map_err(|e| self.map_err(e))
+        let frame = self.inner.decode(src).map_err(|e| self.map_err(e))?;
+        if frame.is_none() && src.capacity() - src.len() < self.read_space {
+            // Each frame split off the front shrinks the buffer's free space, and the framed
+            // reader only asks for one more byte: without this, a small buffer would read most
+            // heartbeats in two system calls. Once the previous frames are dropped, `reserve`
+            // reclaims their room in place, without allocating.
+            src.reserve(self.read_space);
+        }
+        Ok(frame)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
@@ -132,6 +152,24 @@ mod tests {
         assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), &b"bc"[..]);
         assert!(dec.decode(&mut buf).unwrap().is_none());
         assert_eq!(dec.decode_eof(&mut buf).unwrap().unwrap(), &b"hal"[..]);
+    }
+
+    #[test]
+    fn keeps_room_for_a_whole_frame_before_each_read() {
+        let mut dec = FrameDecoder::new(1024).with_read_space(128);
+        let mut buf = BytesMut::with_capacity(128);
+        buf.extend_from_slice(&[b'x'; 99]);
+        buf.extend_from_slice(b"\n");
+        let frame = dec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(frame.len(), 99);
+        drop(frame);
+        // Only 28 bytes were left after the frame: the next read must see 128 free.
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() - buf.len() >= 128,
+            "capacity {}",
+            buf.capacity()
+        );
     }
 
     #[test]

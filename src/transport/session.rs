@@ -85,7 +85,7 @@ impl Session {
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::with_capacity(
                 read,
-                FrameDecoder::new(services.max_frame_bytes),
+                FrameDecoder::new(services.max_frame_bytes).with_read_space(INITIAL_READ_CAPACITY),
                 INITIAL_READ_CAPACITY,
             ));
             let writer = FramedWrite::new(write, LineEncoder::new(services.max_write_backlog), ctx);
