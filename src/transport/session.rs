@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Proj, Reply, Request,
 };
-use crate::supervision::{BeatRequest, Monitor, RegistryHandle};
+use crate::supervision::{Beat, BeatRequest, Monitor, RegistryHandle};
 
 /// Initial read buffer of a connection. tokio-util's default (8 KiB) would cost about 6 KiB of
 /// RSS per idle client; heartbeats are under 100 bytes and the buffer grows when needed.
@@ -146,35 +146,68 @@ impl Session {
         timeout_ms: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
-        let cached = self.monitor.as_ref().filter(|(p, _)| *p == proj);
-        // Keep the `proj` already cached rather than the one just parsed: one allocation
-        // per client instead of one per connection and client.
-        let proj = cached.map_or(proj, |(p, _)| p.clone());
-        let cached = cached.map(|(_, m)| m.clone());
+        let Some((cached_proj, monitor)) = self.monitor.as_ref().filter(|(p, _)| *p == proj)
+        else {
+            return self.resolve(proj, seq, timeout_ms, ctx);
+        };
+        // The steady state: straight to the monitor, on this arbiter, without cloning its
+        // address (a clone allocates) and without the registry. Keep the `proj` already
+        // cached rather than the one just parsed: one allocation per client, not per beat.
+        let proj = cached_proj.clone();
+        let beat = Beat {
+            addr: self.peer,
+            timeout: timeout_ms.map(|ms| self.services.registry.policy().clamp_ms(ms)),
+        };
+        let request = monitor.send(beat);
+        ctx.wait(
+            request
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(Ok(ack)) => {
+                        act.services.metrics.heartbeat();
+                        act.ack(proj, seq, ack.timeout);
+                    }
+                    // Its client was removed, or it stopped: through the registry.
+                    _ => act.resolve(proj, seq, timeout_ms, ctx),
+                }),
+        );
+    }
+
+    /// Delivers a heartbeat through the registry, which creates the client's monitor if it is
+    /// not online, and caches that monitor for the next heartbeats.
+    fn resolve(
+        &mut self,
+        proj: Proj,
+        seq: Option<u64>,
+        timeout_ms: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         let registry = self.services.registry.clone();
         let beat = BeatRequest {
             proj: proj.clone(),
             addr: self.peer,
             timeout_ms,
         };
-        let delivery = async move { registry.beat(beat, cached).await };
+        let delivery = async move { registry.beat(beat, None).await };
         ctx.wait(
             delivery
                 .into_actor(self)
                 .map(move |result, act, _| match result {
                     Ok(delivered) => {
-                        act.writer.write(Reply::Ack {
-                            proj: proj.clone(),
-                            seq,
-                            timeout_ms: Some(
-                                u64::try_from(delivered.timeout.as_millis()).unwrap_or(u64::MAX),
-                            ),
-                        });
+                        act.ack(proj.clone(), seq, delivered.timeout);
                         act.monitor = Some((proj, delivered.monitor));
                     }
                     Err(e) => act.reply_error(ErrorCode::Unavailable, e.to_string()),
                 }),
         );
+    }
+
+    fn ack(&mut self, proj: Proj, seq: Option<u64>, timeout: Duration) {
+        self.writer.write(Reply::Ack {
+            proj,
+            seq,
+            timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+        });
     }
 
     fn offline(&mut self, proj: Proj, seq: Option<u64>, ctx: &mut Context<Self>) {
