@@ -1,6 +1,7 @@
 //! Starting and stopping a heartwatch server inside an actix System.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use actix::{Actor, Arbiter, Recipient, System};
@@ -121,6 +122,7 @@ impl Builder {
         let registry = RegistryHandle::new(
             Arbiter::current(),
             config.timeout_policy(),
+            config.max_clients,
             events.clone(),
             metrics.clone(),
         );
@@ -163,6 +165,8 @@ impl Builder {
             max_frame_bytes: config.max_frame_bytes,
             max_write_backlog: config.max_write_backlog,
             session: self.session,
+            open: AtomicUsize::new(0),
+            max_connections: config.max_connections,
         });
         let accept = actix_rt::spawn(transport::accept_loop(
             listener,

@@ -138,6 +138,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
+    if s.max_connections == 0 {
+        return Err(value("server.max_connections", "must be greater than zero"));
+    }
+    if s.max_clients == 0 {
+        return Err(value("server.max_clients", "must be greater than zero"));
+    }
+    if config.session.max_frame_rate > 0 && config.session.frame_burst == 0 {
+        return Err(value(
+            "session.frame_burst",
+            "must be at least 1 when session.max_frame_rate is on",
+        ));
+    }
     if s.backlog == 0 {
         return Err(value("server.backlog", "must be greater than zero"));
     }

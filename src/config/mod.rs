@@ -39,6 +39,10 @@ pub struct SessionConfig {
     /// Deadline for the first complete frame of a connection; zero: none.
     #[serde(with = "humantime_serde")]
     pub first_frame_timeout: Duration,
+    /// Frames per second one connection may send on average; zero: no limit.
+    pub max_frame_rate: u32,
+    /// Frames one connection may send at once.
+    pub frame_burst: u32,
     /// TCP keepalive idle time; zero: keepalive off.
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
@@ -80,6 +84,10 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Reply bytes that may wait for a peer that does not read.
     pub max_write_backlog: usize,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Online clients at most.
+    pub max_clients: usize,
     /// Listen backlog.
     pub backlog: u32,
     /// Session arbiters; 0 means one per core.

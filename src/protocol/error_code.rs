@@ -26,11 +26,17 @@ pub enum ErrorCode {
     HandlerError,
     /// The server could not process the frame (for example while shutting down); retry.
     Unavailable,
+    /// The server holds `server.max_connections` connections; this one is closed.
+    TooManyConnections,
+    /// The server holds `server.max_clients` online clients; this client stays offline.
+    TooManyClients,
+    /// The connection sends frames faster than `session.max_frame_rate`; the frame is dropped.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and metrics.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadJson,
         ErrorCode::BadUtf8,
         ErrorCode::BadType,
@@ -41,6 +47,9 @@ impl ErrorCode {
         ErrorCode::FrameTooLarge,
         ErrorCode::HandlerError,
         ErrorCode::Unavailable,
+        ErrorCode::TooManyConnections,
+        ErrorCode::TooManyClients,
+        ErrorCode::RateLimited,
     ];
 
     /// The code as written on the wire and in metrics labels.
@@ -56,6 +65,9 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => "frame_too_large",
             ErrorCode::HandlerError => "handler_error",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::TooManyClients => "too_many_clients",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

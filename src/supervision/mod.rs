@@ -10,9 +10,9 @@ mod timeout_policy;
 pub use client_record::{Applied, ClientInfo, ClientRecord, ClientState, Removed};
 pub use monitor::{Beat, BeatAck, Monitor};
 pub use registry::{
-    Close, Expired, Get, List, Registry, Remove, Resolve, Resolved, IDLE_STOP_AFTER,
+    Close, Expired, Full, Get, List, Registry, Remove, Resolve, Resolved, IDLE_STOP_AFTER,
 };
-pub use registry_handle::{BeatRequest, Delivered, RegistryHandle, Unavailable};
+pub use registry_handle::{BeatError, BeatRequest, Delivered, RegistryHandle, Unavailable};
 pub use timeout_policy::TimeoutPolicy;
 
 #[cfg(test)]

@@ -27,9 +27,10 @@ use crate::protocol::Proj;
 pub const IDLE_STOP_AFTER: Duration = Duration::from_secs(1);
 
 /// Apply a heartbeat to `proj` through the registry: to its record if it is online (its
-/// monitor re-arms), else by creating its monitor (the client comes online). Always succeeds.
+/// monitor re-arms), else by creating its monitor (the client comes online). Fails only when
+/// a new client would exceed `server.max_clients`.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Resolved")]
+#[rtype(result = "Result<Resolved, Full>")]
 pub struct Resolve {
     /// The client.
     pub proj: Proj,
@@ -51,6 +52,14 @@ pub struct Resolved {
     pub timeout: Duration,
     /// Whether this heartbeat brought the client online.
     pub created: bool,
+}
+
+/// The registry holds `max` clients: a new one is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server holds its maximum of {max} online clients")]
+pub struct Full {
+    /// `server.max_clients`.
+    pub max: usize,
 }
 
 /// Remove `proj` now (an explicit `offline`). Answers whether it was online.
@@ -105,6 +114,7 @@ pub(crate) struct RegistryDeps {
     pub events: EventBus,
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
+    pub max_clients: usize,
 }
 
 struct Entry {
@@ -226,7 +236,7 @@ impl Actor for Registry {
 }
 
 impl Handler<Resolve> for Registry {
-    type Result = MessageResult<Resolve>;
+    type Result = Result<Resolved, Full>;
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
@@ -239,14 +249,19 @@ impl Handler<Resolve> for Registry {
             // and let the monitor re-arm for it. A record in the map is never removed.
             if let Ok(applied) = entry.record.beat(msg.addr, msg.timeout, clock::wall_now()) {
                 entry.monitor.do_send(Rearm(applied));
-                return MessageResult(Resolved {
+                return Ok(Resolved {
                     monitor: entry.monitor.clone(),
                     timeout: applied.timeout,
                     created: false,
                 });
             }
         }
-        MessageResult(self.create(msg, ctx))
+        if self.clients.len() >= self.deps.max_clients {
+            return Err(Full {
+                max: self.deps.max_clients,
+            });
+        }
+        Ok(self.create(msg, ctx))
     }
 }
 

@@ -10,7 +10,7 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle, Handler, MailboxError, Message}
 
 use super::client_record::ClientInfo;
 use super::monitor::{Beat, Monitor};
-use super::registry::{Close, Get, List, Registry, RegistryDeps, Remove, Resolve};
+use super::registry::{Close, Full, Get, List, Registry, RegistryDeps, Remove, Resolve};
 use super::timeout_policy::TimeoutPolicy;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
@@ -24,6 +24,17 @@ const MAX_ATTEMPTS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the registry is unavailable (shutting down?)")]
 pub struct Unavailable;
+
+/// A heartbeat that was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BeatError {
+    /// The server is shutting down.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// A new client would exceed `server.max_clients`.
+    #[error(transparent)]
+    TooManyClients(#[from] Full),
+}
 
 /// A heartbeat to deliver.
 #[derive(Debug, Clone)]
@@ -72,10 +83,12 @@ struct Inner {
 }
 
 impl RegistryHandle {
-    /// A handle whose registries run on `home`. None runs until the first heartbeat.
+    /// A handle whose registries run on `home` and hold at most `max_clients` clients. None
+    /// runs until the first heartbeat.
     pub fn new(
         home: ArbiterHandle,
         policy: TimeoutPolicy,
+        max_clients: usize,
         events: EventBus,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -88,6 +101,7 @@ impl RegistryHandle {
                     events,
                     metrics,
                     default_timeout: policy.default,
+                    max_clients,
                 },
                 policy,
             }),
@@ -111,7 +125,7 @@ impl RegistryHandle {
         &self,
         beat: BeatRequest,
         cached: Option<Addr<Monitor>>,
-    ) -> Result<Delivered, Unavailable> {
+    ) -> Result<Delivered, BeatError> {
         let timeout = beat.timeout_ms.map(|ms| self.inner.policy.clamp_ms(ms));
         if let Some(monitor) = cached {
             let direct = Beat {
@@ -129,8 +143,9 @@ impl RegistryHandle {
             home: Arbiter::try_current().unwrap_or_else(|| self.inner.home.clone()),
         };
         match self.call(resolve, true).await? {
-            Some(resolved) => Ok(self.delivered(resolved.monitor, resolved.timeout)),
-            None => Err(Unavailable),
+            Some(Ok(resolved)) => Ok(self.delivered(resolved.monitor, resolved.timeout)),
+            Some(Err(full)) => Err(full.into()),
+            None => Err(Unavailable.into()),
         }
     }
 

@@ -50,6 +50,7 @@ struct Fixture {
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const MS: Duration = Duration::from_millis(1);
+const MAX_CLIENTS: usize = 100;
 
 fn fixture() -> Fixture {
     tokio::time::pause();
@@ -62,7 +63,13 @@ fn fixture() -> Fixture {
         ..TimeoutPolicy::default()
     };
     Fixture {
-        registry: RegistryHandle::new(Arbiter::current(), policy, bus, metrics.clone()),
+        registry: RegistryHandle::new(
+            Arbiter::current(),
+            policy,
+            MAX_CLIENTS,
+            bus,
+            metrics.clone(),
+        ),
         metrics,
         events,
     }
@@ -426,4 +433,27 @@ async fn close_stops_everything_without_events() {
         f.events().await.is_empty(),
         "no offline for a server that stops"
     );
+}
+
+#[actix_rt::test]
+async fn a_new_client_past_max_clients_is_refused_without_harm() {
+    let f = fixture();
+    for i in 0..MAX_CLIENTS {
+        f.beat(&format!("C-{i}"), None).await;
+    }
+    let request = BeatRequest {
+        proj: proj("one-too-many"),
+        addr: addr(),
+        timeout_ms: None,
+    };
+    assert_eq!(
+        f.registry.beat(request.clone(), None).await.unwrap_err(),
+        BeatError::TooManyClients(Full { max: MAX_CLIENTS })
+    );
+    assert!(!f.online("one-too-many").await);
+    // Online clients still beat, and a place freed is a place taken.
+    f.beat("C-0", None).await;
+    assert!(f.registry.leave(proj("C-1")).await.unwrap());
+    assert!(f.registry.beat(request, None).await.is_ok());
+    assert_eq!(f.metrics.clients(), MAX_CLIENTS as i64);
 }

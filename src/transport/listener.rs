@@ -10,6 +10,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::session::{Session, SessionServices};
 use crate::config::SessionConfig;
+use crate::protocol::{ErrorCode, Reply};
+use std::sync::atomic::Ordering;
 
 /// How long to pause accepting after an error such as "too many open files", so that a full
 /// file table turns into a slower accept rate instead of a busy loop.
@@ -44,6 +46,11 @@ pub(crate) async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if services.open.fetch_add(1, Ordering::Relaxed) >= services.max_connections {
+                    services.open.fetch_sub(1, Ordering::Relaxed);
+                    refuse(stream, peer, &services);
+                    continue;
+                }
                 let arbiter = &arbiters[next % arbiters.len()];
                 next = next.wrapping_add(1);
                 hand_over(stream, peer, arbiter, services.clone());
@@ -73,6 +80,24 @@ pub(crate) async fn accept_loop(
             }
         }
     }
+}
+
+/// Past `server.max_connections`: one error line, if the socket takes it at once, and close.
+fn refuse(stream: TcpStream, peer: SocketAddr, services: &SessionServices) {
+    let reply = Reply::error(
+        ErrorCode::TooManyConnections,
+        format!(
+            "the server holds its maximum of {} connections",
+            services.max_connections
+        ),
+    );
+    if let Ok(mut line) = serde_json::to_vec(&reply) {
+        line.push(b'\n');
+        // A fresh socket's send buffer takes a short line whole; if not, closing says enough.
+        let _ = stream.try_write(&line);
+    }
+    services.metrics.frame_error(ErrorCode::TooManyConnections);
+    log::debug!("refused connection from {peer}: too many connections");
 }
 
 /// TCP keepalive and `TCP_USER_TIMEOUT`: the kernel's own dead-peer detection, under the
@@ -110,14 +135,24 @@ fn hand_over(
     let std_stream = match stream.into_std() {
         Ok(s) => s,
         Err(e) => {
+            services.open.fetch_sub(1, Ordering::Relaxed);
             log::warn!("could not hand over connection from {peer}: {e}");
             return;
         }
     };
-    arbiter.spawn(async move {
+    let counter = services.clone();
+    let spawned = arbiter.spawn(async move {
         match TcpStream::from_std(std_stream) {
             Ok(stream) => Session::start(stream, peer, services),
-            Err(e) => log::warn!("could not register connection from {peer}: {e}"),
+            Err(e) => {
+                services.open.fetch_sub(1, Ordering::Relaxed);
+                log::warn!("could not register connection from {peer}: {e}");
+            }
         }
     });
+    if !spawned {
+        // The arbiter is stopping (shutdown): the task and its socket were dropped.
+        counter.open.fetch_sub(1, Ordering::Relaxed);
+        log::debug!("connection from {peer} dropped: shutting down");
+    }
 }

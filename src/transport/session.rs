@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Proj, Reply, Request,
 };
-use crate::supervision::{Beat, BeatRequest, Monitor, RegistryHandle};
+use crate::supervision::{Beat, BeatError, BeatRequest, Monitor, RegistryHandle};
 
 /// Initial read buffer of a connection. tokio-util's default (8 KiB) would cost about 6 KiB of
 /// RSS per idle client; heartbeats are under 100 bytes and the buffer grows when needed.
@@ -42,6 +43,9 @@ pub(crate) struct SessionServices {
     pub max_frame_bytes: usize,
     pub max_write_backlog: usize,
     pub session: SessionConfig,
+    /// Connections accepted and not yet closed (for `server.max_connections`).
+    pub open: AtomicUsize,
+    pub max_connections: usize,
 }
 
 /// One connection. It answers every frame, in order: while a frame is being handled
@@ -58,6 +62,8 @@ pub struct Session {
     /// The pending first-frame deadline, until the first frame arrives.
     first_frame: Option<SpawnHandle>,
     probe: Probe,
+    /// Frames this connection may still send at once (`session.max_frame_rate`).
+    budget: FrameBudget,
     /// Why the session is ending, once it is known (counted in metrics when it stops).
     close_reason: Option<CloseReason>,
     closing: bool,
@@ -91,6 +97,7 @@ impl Session {
             let writer = FramedWrite::new(write, LineEncoder::new(services.max_write_backlog), ctx);
             Session {
                 peer,
+                budget: FrameBudget::full(&services.session),
                 services,
                 writer,
                 monitor: None,
@@ -105,6 +112,13 @@ impl Session {
 
     fn on_frame(&mut self, frame: Bytes, ctx: &mut Context<Self>) {
         self.last_read = clock::now();
+        if !self.budget.take(&self.services.session, self.last_read) {
+            let rate = self.services.session.max_frame_rate;
+            return self.reply_error(
+                ErrorCode::RateLimited,
+                format!("more than {rate} frames per second; frame dropped"),
+            );
+        }
         if let Some(deadline) = self.first_frame.take() {
             ctx.cancel_future(deadline);
         }
@@ -146,8 +160,7 @@ impl Session {
         timeout_ms: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
-        let Some((cached_proj, monitor)) = self.monitor.as_ref().filter(|(p, _)| *p == proj)
-        else {
+        let Some((cached_proj, monitor)) = self.monitor.as_ref().filter(|(p, _)| *p == proj) else {
             return self.resolve(proj, seq, timeout_ms, ctx);
         };
         // The steady state: straight to the monitor, on this arbiter, without cloning its
@@ -197,7 +210,12 @@ impl Session {
                         act.ack(proj.clone(), seq, delivered.timeout);
                         act.monitor = Some((proj, delivered.monitor));
                     }
-                    Err(e) => act.reply_error(ErrorCode::Unavailable, e.to_string()),
+                    Err(e @ BeatError::TooManyClients(_)) => {
+                        act.reply_error(ErrorCode::TooManyClients, e.to_string())
+                    }
+                    Err(e @ BeatError::Unavailable(_)) => {
+                        act.reply_error(ErrorCode::Unavailable, e.to_string())
+                    }
                 }),
         );
     }
@@ -344,6 +362,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.services.open.fetch_sub(1, Ordering::Relaxed);
         let reason = self.close_reason.unwrap_or(CloseReason::Eof);
         self.services.metrics.connection_closed();
         self.services.metrics.session_closed(reason);
@@ -385,5 +404,38 @@ impl WriteHandler<EncodeError> for Session {
         log::debug!("closing connection from {}: {err}", self.peer);
         self.close_reason.get_or_insert(reason);
         Running::Stop
+    }
+}
+
+/// A token bucket: `frame_burst` frames at once, refilled at `max_frame_rate` per second.
+/// No timer: the refill is computed from the time of each frame.
+struct FrameBudget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl FrameBudget {
+    fn full(config: &SessionConfig) -> Self {
+        Self {
+            tokens: f64::from(config.frame_burst),
+            refilled: clock::now(),
+        }
+    }
+
+    /// Takes one frame's token at `now`; false if none is left (the frame is over budget).
+    fn take(&mut self, config: &SessionConfig, now: Instant) -> bool {
+        if config.max_frame_rate == 0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * f64::from(config.max_frame_rate))
+            .min(f64::from(config.frame_burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
