@@ -112,13 +112,6 @@ impl Session {
 
     fn on_frame(&mut self, frame: Bytes, ctx: &mut Context<Self>) {
         self.last_read = clock::now();
-        if !self.budget.take(&self.services.session, self.last_read) {
-            let rate = self.services.session.max_frame_rate;
-            return self.reply_error(
-                ErrorCode::RateLimited,
-                format!("more than {rate} frames per second; frame dropped"),
-            );
-        }
         if let Some(deadline) = self.first_frame.take() {
             ctx.cancel_future(deadline);
         }
@@ -127,6 +120,14 @@ impl Session {
             self.probe.waiting = None;
             let idle_ping = self.services.session.idle_ping;
             self.arm_probe(idle_ping, ctx);
+        }
+        // Liveness above counts every frame; the work below is what the budget limits.
+        if !self.budget.take(&self.services.session, self.last_read) {
+            let rate = self.services.session.max_frame_rate;
+            return self.reply_error(
+                ErrorCode::RateLimited,
+                format!("more than {rate} frames per second; frame dropped"),
+            );
         }
         let line = frame.trim_ascii();
         if line.is_empty() {
