@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let heartwatch = Builder::new(config.server)
         .session(config.session)
+        .auth(config.auth)
         .http(false)
         .handler("whois", whois)
         .subscribe(alerts.recipient())

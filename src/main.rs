@@ -267,6 +267,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let outcome = actix_rt::System::new().block_on(async move {
         let server = Builder::new(config.server)
             .session(config.session)
+            .auth(config.auth)
             .start()
             .await?;
         match shutdown::signal().await {

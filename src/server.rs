@@ -8,7 +8,7 @@ use actix::{Actor, Arbiter, Recipient, System};
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
-use crate::config::{ServerConfig, SessionConfig};
+use crate::config::{AuthConfig, ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
@@ -50,6 +50,7 @@ pub enum StartError {
 pub struct Builder {
     config: ServerConfig,
     session: SessionConfig,
+    auth: AuthConfig,
     handlers: Vec<(String, Arc<dyn FrameHandler>)>,
     subscribers: Vec<Recipient<Event>>,
     http: bool,
@@ -62,6 +63,7 @@ impl Builder {
         Self {
             config,
             session: SessionConfig::default(),
+            auth: AuthConfig::default(),
             handlers: Vec::new(),
             subscribers: Vec::new(),
             http: true,
@@ -73,6 +75,12 @@ impl Builder {
     /// defaults of `config/default.toml` otherwise.
     pub fn session(mut self, session: SessionConfig) -> Self {
         self.session = session;
+        self
+    }
+
+    /// Who may read the HTTP API (`[auth]`); by default anyone.
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = auth;
         self
     }
 
@@ -130,6 +138,9 @@ impl Builder {
             registry: registry.clone(),
             metrics: metrics.clone(),
             events: stream_sender,
+            token: Some(self.auth.http_token)
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
         };
 
         let listener =

@@ -20,8 +20,34 @@ pub struct Config {
     pub server: ServerConfig,
     /// Per-connection liveness: pings, deadlines, TCP keepalive.
     pub session: SessionConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[auth]`: who may read.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer token for the HTTP API's reads; empty for none.
+    pub http_token: String,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "http_token",
+                &if self.http_token.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .finish()
+    }
 }
 
 /// `[session]`: per-connection liveness. A zero duration turns the feature off.

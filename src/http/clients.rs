@@ -1,6 +1,6 @@
 //! `GET /api/v1/clients` and `GET /api/v1/clients/{proj}`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{ApiError, ApiState};
@@ -24,7 +24,14 @@ fn bad_request(message: String) -> HttpResponse {
 
 /// Online clients in `proj` order, paged with `limit` and `after` (the last `proj` of the
 /// previous page), optionally filtered by `state`.
-pub(crate) async fn list(state: web::Data<ApiState>, query: web::Query<ListQuery>) -> HttpResponse {
+pub(crate) async fn list(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    if let Some(refused) = state.refusal(&req) {
+        return refused;
+    }
     let after = match query.after.as_deref().map(Proj::new).transpose() {
         Ok(after) => after,
         Err(e) => return bad_request(format!("after: {e}")),
@@ -50,7 +57,14 @@ pub(crate) async fn list(state: web::Data<ApiState>, query: web::Query<ListQuery
 }
 
 /// One client, or 404 if it is not online.
-pub(crate) async fn get(state: web::Data<ApiState>, path: web::Path<String>) -> HttpResponse {
+pub(crate) async fn get(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(refused) = state.refusal(&req) {
+        return refused;
+    }
     let proj = match Proj::new(&path) {
         Ok(proj) => proj,
         Err(e) => return bad_request(format!("proj: {e}")),

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use actix::{Actor, Context, Handler};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -55,7 +55,10 @@ impl Handler<Event> for SseHub {
 }
 
 /// Streams every event from now on.
-pub(crate) async fn events(state: web::Data<ApiState>) -> HttpResponse {
+pub(crate) async fn events(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    if let Some(refused) = state.refusal(&req) {
+        return refused;
+    }
     let receiver = state.events.subscribe();
     let hello = futures_util::stream::once(async {
         Ok::<_, Infallible>(Bytes::from_static(b": heartwatch events\n\n"))

@@ -12,9 +12,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::Bytes;
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
 
 pub use event_stream::SseHub;
@@ -31,6 +33,34 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Serialized events (`data: ...\n\n` blocks) for the event stream.
     pub events: broadcast::Sender<Bytes>,
+    /// The bearer token reads require, if any.
+    pub token: Option<Arc<str>>,
+}
+
+impl ApiState {
+    /// The 401 answer if the request may not read; `None` if no token is configured or it
+    /// carries `Authorization: Bearer <token>`. The comparison takes the same time whatever
+    /// the first differing byte, so the token cannot be guessed byte by byte.
+    pub(crate) fn refusal(&self, req: &HttpRequest) -> Option<HttpResponse> {
+        let token = self.token.as_ref()?;
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+            return None;
+        }
+        Some(
+            HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .json(ApiError {
+                    error: "unauthorized",
+                    message: "a valid bearer token is required (auth.http_token)".into(),
+                }),
+        )
+    }
 }
 
 /// A JSON error body: `{"error":"not_found","message":"..."}`.
