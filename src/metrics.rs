@@ -35,12 +35,12 @@ pub struct Metrics {
     registry: Registry,
     clients: Gauge<i64, AtomicI64>,
     heartbeats: Counter,
-    offline: Vec<(OfflineReason, Counter)>,
+    offline: Labelled<OfflineReason>,
     connections: Gauge<i64, AtomicI64>,
     registry_running: Gauge<i64, AtomicI64>,
-    frame_errors: Vec<(ErrorCode, Counter)>,
+    frame_errors: Labelled<ErrorCode>,
     pings: Counter,
-    sessions_closed: Vec<(CloseReason, Counter)>,
+    sessions_closed: Labelled<CloseReason>,
 }
 
 impl Default for Metrics {
@@ -65,19 +65,13 @@ impl Metrics {
             "Heartbeats accepted",
             heartbeats.clone(),
         );
-        let offline_family = Family::<ReasonLabel, Counter>::default();
-        registry.register(
+        let offline = Labelled::register(
+            &mut registry,
             "heartwatch_offline",
             "Clients declared offline, by reason",
-            offline_family.clone(),
+            &OfflineReason::ALL,
+            |r| ReasonLabel { reason: r.as_str() },
         );
-        let offline = OfflineReason::ALL
-            .iter()
-            .map(|&r| {
-                let label = ReasonLabel { reason: r.as_str() };
-                (r, offline_family.get_or_create(&label).clone())
-            })
-            .collect();
         let connections = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "heartwatch_connections",
@@ -87,42 +81,30 @@ impl Metrics {
         let registry_running = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "heartwatch_registry_running",
-            "1 while the registry actor runs, 0 while it is stopped (it stops when empty)",
+            "1 while the registry actor runs, 0 while it is stopped (1 s after its last client left)",
             registry_running.clone(),
         );
-        let errors_family = Family::<CodeLabel, Counter>::default();
-        registry.register(
+        let frame_errors = Labelled::register(
+            &mut registry,
             "heartwatch_frame_errors",
             "Frames answered with an error, by code",
-            errors_family.clone(),
+            &ErrorCode::ALL,
+            |c| CodeLabel { code: c.as_str() },
         );
-        let frame_errors = ErrorCode::ALL
-            .iter()
-            .map(|&c| {
-                let label = CodeLabel { code: c.as_str() };
-                (c, errors_family.get_or_create(&label).clone())
-            })
-            .collect();
         let pings = Counter::default();
         registry.register(
             "heartwatch_pings",
             "Pings sent to silent connections (session.idle_ping)",
             pings.clone(),
         );
-        let closed_family = Family::<ReasonLabel, Counter>::default();
-        registry.register(
+        let sessions_closed = Labelled::register(
+            &mut registry,
             "heartwatch_sessions_closed",
             "Connections ended, by reason",
-            closed_family.clone(),
+            &CloseReason::ALL,
+            |r| ReasonLabel { reason: r.as_str() },
         );
         registry.register_collector(Box::new(ProcessCollector));
-        let sessions_closed = CloseReason::ALL
-            .iter()
-            .map(|&r| {
-                let label = ReasonLabel { reason: r.as_str() };
-                (r, closed_family.get_or_create(&label).clone())
-            })
-            .collect();
         Self {
             pings,
             sessions_closed,
@@ -154,9 +136,7 @@ impl Metrics {
         self.heartbeats.inc();
     }
     pub(crate) fn offline(&self, reason: OfflineReason) {
-        if let Some((_, c)) = self.offline.iter().find(|(r, _)| *r == reason) {
-            c.inc();
-        }
+        self.offline.inc(reason);
     }
     pub(crate) fn connection_opened(&self) {
         self.connections.inc();
@@ -168,18 +148,14 @@ impl Metrics {
         self.registry_running.set(i64::from(running));
     }
     pub(crate) fn frame_error(&self, code: ErrorCode) {
-        if let Some((_, c)) = self.frame_errors.iter().find(|(k, _)| *k == code) {
-            c.inc();
-        }
+        self.frame_errors.inc(code);
     }
 
     pub(crate) fn ping_sent(&self) {
         self.pings.inc();
     }
     pub(crate) fn session_closed(&self, reason: CloseReason) {
-        if let Some((_, c)) = self.sessions_closed.iter().find(|(r, _)| *r == reason) {
-            c.inc();
-        }
+        self.sessions_closed.inc(reason);
     }
 
     /// Pings sent so far.
@@ -188,10 +164,7 @@ impl Metrics {
     }
     /// Sessions closed so far for `reason`.
     pub fn sessions_closed(&self, reason: CloseReason) -> u64 {
-        self.sessions_closed
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, c)| c.get())
+        self.sessions_closed.get(reason)
     }
 
     /// Clients online now.
@@ -212,9 +185,44 @@ impl Metrics {
     }
     /// Offline transitions so far for `reason`.
     pub fn offline_total(&self, reason: OfflineReason) -> u64 {
-        self.offline
+        self.offline.get(reason)
+    }
+}
+
+/// A counter family with one series per key, all created at start, so that counting an event
+/// is a scan of a handful of keys and an atomic increment: no label hashing, no allocation.
+struct Labelled<K>(Vec<(K, Counter)>);
+
+impl<K: Copy + PartialEq> Labelled<K> {
+    fn register<L>(
+        registry: &mut Registry,
+        name: &str,
+        help: &str,
+        keys: &[K],
+        label: impl Fn(K) -> L,
+    ) -> Self
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Counter>::default();
+        registry.register(name, help, family.clone());
+        Self(
+            keys.iter()
+                .map(|&k| (k, family.get_or_create(&label(k)).clone()))
+                .collect(),
+        )
+    }
+
+    fn inc(&self, key: K) {
+        if let Some((_, c)) = self.0.iter().find(|(k, _)| *k == key) {
+            c.inc();
+        }
+    }
+
+    fn get(&self, key: K) -> u64 {
+        self.0
             .iter()
-            .find(|(r, _)| *r == reason)
+            .find(|(k, _)| *k == key)
             .map_or(0, |(_, c)| c.get())
     }
 }
