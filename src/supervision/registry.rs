@@ -156,14 +156,19 @@ impl Registry {
             clock::wall_now(),
         ));
         let monitor = Self::spawn_monitor(&record, &msg.home, ctx);
-        self.clients.insert(
+        let replaced = self.clients.insert(
             msg.proj.clone(),
             Entry {
                 monitor: monitor.clone(),
                 record,
             },
         );
-        self.deps.metrics.client_added();
+        match replaced {
+            // Cannot happen (a record in the map is never removed), but if it did, the old
+            // monitor must not live on and the gauge must not count the client twice.
+            Some(old) => old.monitor.do_send(Stop),
+            None => self.deps.metrics.client_added(),
+        }
         self.deps.events.publish(Event::Online {
             proj: msg.proj,
             addr: msg.addr,

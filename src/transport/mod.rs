@@ -1,6 +1,7 @@
 //! Where heartbeats enter: the TCP listener and one session actor per connection.
 
 mod close_reason;
+mod frame_budget;
 mod listener;
 mod session;
 

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::close_reason::CloseReason;
+use super::frame_budget::FrameBudget;
 use crate::clock::{self, Instant};
 use crate::config::SessionConfig;
 use crate::extension::{CustomFrame, HandlerContext, Handlers};
@@ -97,7 +98,7 @@ impl Session {
             let writer = FramedWrite::new(write, LineEncoder::new(services.max_write_backlog), ctx);
             Session {
                 peer,
-                budget: FrameBudget::full(&services.session),
+                budget: FrameBudget::full(&services.session, clock::now()),
                 services,
                 writer,
                 monitor: None,
@@ -405,38 +406,5 @@ impl WriteHandler<EncodeError> for Session {
         log::debug!("closing connection from {}: {err}", self.peer);
         self.close_reason.get_or_insert(reason);
         Running::Stop
-    }
-}
-
-/// A token bucket: `frame_burst` frames at once, refilled at `max_frame_rate` per second.
-/// No timer: the refill is computed from the time of each frame.
-struct FrameBudget {
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl FrameBudget {
-    fn full(config: &SessionConfig) -> Self {
-        Self {
-            tokens: f64::from(config.frame_burst),
-            refilled: clock::now(),
-        }
-    }
-
-    /// Takes one frame's token at `now`; false if none is left (the frame is over budget).
-    fn take(&mut self, config: &SessionConfig, now: Instant) -> bool {
-        if config.max_frame_rate == 0 {
-            return true;
-        }
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.refilled = now;
-        self.tokens = (self.tokens + elapsed * f64::from(config.max_frame_rate))
-            .min(f64::from(config.frame_burst));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }
