@@ -54,10 +54,12 @@ pub mod extension;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod process_stats;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
+pub mod storage;
 pub mod supervision;
 pub mod transport;
 

@@ -268,6 +268,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         let server = Builder::new(config.server)
             .session(config.session)
             .auth(config.auth)
+            .storage(config.storage)
+            .notify(config.notify)
             .start()
             .await?;
         match shutdown::signal().await {

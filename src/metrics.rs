@@ -41,6 +41,14 @@ pub struct Metrics {
     frame_errors: Labelled<ErrorCode>,
     pings: Counter,
     sessions_closed: Labelled<CloseReason>,
+    storage_errors: Counter,
+    webhook_deliveries: Labelled<bool>,
+    webhook_lost: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
 impl Default for Metrics {
@@ -104,8 +112,32 @@ impl Metrics {
             &CloseReason::ALL,
             |r| ReasonLabel { reason: r.as_str() },
         );
+        let storage_errors = Counter::default();
+        registry.register(
+            "heartwatch_storage_errors",
+            "Event log writes, syncs or segment rolls that failed",
+            storage_errors.clone(),
+        );
+        let webhook_deliveries = Labelled::register(
+            &mut registry,
+            "heartwatch_webhook_deliveries",
+            "Webhook POST attempts, by result (a failed one is retried)",
+            &[true, false],
+            |ok| ResultLabel {
+                result: if ok { "ok" } else { "failed" },
+            },
+        );
+        let webhook_lost = Counter::default();
+        registry.register(
+            "heartwatch_webhook_lost",
+            "Events deleted from the log (storage.max_bytes) before a webhook delivered them",
+            webhook_lost.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
+            storage_errors,
+            webhook_deliveries,
+            webhook_lost,
             pings,
             sessions_closed,
             registry,
@@ -156,6 +188,25 @@ impl Metrics {
     }
     pub(crate) fn session_closed(&self, reason: CloseReason) {
         self.sessions_closed.inc(reason);
+    }
+
+    pub(crate) fn storage_error(&self) {
+        self.storage_errors.inc();
+    }
+    pub(crate) fn webhook_delivered(&self, ok: bool) {
+        self.webhook_deliveries.inc(ok);
+    }
+    pub(crate) fn webhook_lost(&self, events: u64) {
+        self.webhook_lost.inc_by(events);
+    }
+
+    /// Event log operations that failed so far.
+    pub fn storage_errors(&self) -> u64 {
+        self.storage_errors.get()
+    }
+    /// Webhook POST attempts so far that succeeded (`ok`) or failed.
+    pub fn webhook_deliveries(&self, ok: bool) -> u64 {
+        self.webhook_deliveries.get(ok)
     }
 
     /// Pings sent so far.

@@ -13,6 +13,8 @@ use crate::events::{Event, EventBus, LogSink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
 use crate::metrics::Metrics;
+use crate::notify::{self, NotifyConfig};
+use crate::storage::{Journal, StorageConfig, StorageError};
 use crate::supervision::RegistryHandle;
 use crate::transport::{self, SessionServices};
 
@@ -32,6 +34,12 @@ pub enum StartError {
     /// A custom handler has an unusable name.
     #[error(transparent)]
     Handler(#[from] HandlerNameError),
+    /// The event log could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A webhook's delivery cursor could not be read or created.
+    #[error("webhooks: {0}")]
+    Webhook(std::io::Error),
     /// `start` was called outside an actix System.
     #[error("heartwatch must be started inside a running actix System")]
     NoSystem,
@@ -51,6 +59,8 @@ pub struct Builder {
     config: ServerConfig,
     session: SessionConfig,
     auth: AuthConfig,
+    storage: Option<StorageConfig>,
+    notify: Option<NotifyConfig>,
     handlers: Vec<(String, Arc<dyn FrameHandler>)>,
     subscribers: Vec<Recipient<Event>>,
     http: bool,
@@ -64,6 +74,8 @@ impl Builder {
             config,
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
+            storage: None,
+            notify: None,
             handlers: Vec::new(),
             subscribers: Vec::new(),
             http: true,
@@ -81,6 +93,20 @@ impl Builder {
     /// Who may read the HTTP API (`[auth]`); by default anyone.
     pub fn auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// The durable event log (`[storage]`): events are appended to it and the clients online
+    /// at the last stop are recovered from it. Off by default in the library (the binary
+    /// passes its configuration); off too if `storage.path` is empty.
+    pub fn storage(mut self, storage: StorageConfig) -> Self {
+        self.storage = Some(storage).filter(StorageConfig::enabled);
+        self
+    }
+
+    /// Webhooks (`[notify]`); they need [`Builder::storage`].
+    pub fn notify(mut self, notify: NotifyConfig) -> Self {
+        self.notify = Some(notify);
         self
     }
 
@@ -127,13 +153,22 @@ impl Builder {
         let (hub, stream_sender) = SseHub::new();
         events.subscribe(hub.start().recipient());
 
-        let registry = RegistryHandle::new(
+        let (journal, recovered) = match &self.storage {
+            Some(storage) => {
+                let (journal, recovered) = Journal::open(storage, metrics.clone())?;
+                (Some(journal), recovered.clients)
+            }
+            None => (None, Vec::new()),
+        };
+        let registry = RegistryHandle::with_journal(
             Arbiter::current(),
             config.timeout_policy(),
             config.max_clients,
             events.clone(),
             metrics.clone(),
+            journal.clone(),
         );
+        registry.recover(recovered);
         let api = ApiState {
             registry: registry.clone(),
             metrics: metrics.clone(),
@@ -168,6 +203,16 @@ impl Builder {
             (None, None)
         };
 
+        let webhooks = match (&journal, &self.notify) {
+            (Some(journal), Some(notify)) => {
+                notify::spawn_webhooks(notify, journal, &metrics).map_err(StartError::Webhook)?
+            }
+            (None, Some(notify)) if !notify.webhook.is_empty() => {
+                log::warn!("webhooks are off: they are delivered from the event log (storage)");
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
         let arbiters: Vec<Arbiter> = (0..config.worker_count()).map(|_| Arbiter::new()).collect();
         let services = Arc::new(SessionServices {
             registry: registry.clone(),
@@ -198,6 +243,8 @@ impl Builder {
             accept,
             http: http_handle,
             arbiters,
+            journal,
+            webhooks,
         })
     }
 }
@@ -213,6 +260,8 @@ pub struct Running {
     accept: JoinHandle<()>,
     http: Option<ServerHandle>,
     arbiters: Vec<Arbiter>,
+    journal: Option<Journal>,
+    webhooks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -257,6 +306,14 @@ impl Running {
         // Monitors stop with their arbiters; the registry forgets them without announcing
         // anything (the clients did not go offline) and refuses later library calls.
         self.registry.close().await;
+        // A delivery in flight is cut: its cursor was not advanced, so it is sent again after
+        // the next start (at least once).
+        for webhook in &self.webhooks {
+            webhook.abort();
+        }
+        if let Some(journal) = &self.journal {
+            journal.close().await;
+        }
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -179,6 +179,79 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "keepalive_interval and keepalive_retries must be positive when keepalive is on",
         ));
     }
+    validate_storage(config)?;
+    validate_notify(config)
+}
+
+fn validate_storage(config: &Config) -> Result<(), ConfigError> {
+    let storage = &config.storage;
+    if storage.fsync == crate::storage::FsyncPolicy::Interval && storage.fsync_interval.is_zero() {
+        return Err(value(
+            "storage.fsync_interval",
+            "must be greater than zero with storage.fsync = \"interval\"",
+        ));
+    }
+    if storage.segment_bytes == 0 {
+        return Err(value("storage.segment_bytes", "must be greater than zero"));
+    }
+    if storage.max_bytes < storage.segment_bytes {
+        return Err(value(
+            "storage.max_bytes",
+            format!(
+                "{} is below storage.segment_bytes ({})",
+                storage.max_bytes, storage.segment_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_notify(config: &Config) -> Result<(), ConfigError> {
+    let notify = &config.notify;
+    if notify.retry_initial.is_zero() || notify.retry_max < notify.retry_initial {
+        return Err(value(
+            "notify.retry_initial",
+            "must be greater than zero and at most notify.retry_max",
+        ));
+    }
+    if notify.timeout.is_zero() {
+        return Err(value("notify.timeout", "must be greater than zero"));
+    }
+    if !notify.webhook.is_empty() && !config.storage.enabled() {
+        return Err(value(
+            "notify.webhook",
+            "webhooks are delivered from the event log: set storage.path",
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for hook in &notify.webhook {
+        let uri: Result<actix_web::http::Uri, _> = hook.url.parse();
+        let scheme_ok = uri
+            .as_ref()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if !scheme_ok {
+            return Err(value(
+                "notify.webhook.url",
+                format!("{:?} is not an http:// or https:// URL", hook.url),
+            ));
+        }
+        let name = hook.cursor_name();
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(value(
+                "notify.webhook.name",
+                format!("{name:?} may hold only letters, digits, '-' and '_'"),
+            ));
+        }
+        if !names.insert(name.clone()) {
+            return Err(value(
+                "notify.webhook.name",
+                format!("two webhooks share the cursor name {name:?} (same url or name)"),
+            ));
+        }
+    }
     Ok(())
 }
 

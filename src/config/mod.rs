@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
 
+pub use crate::notify::{NotifyConfig, WebhookConfig};
+pub use crate::storage::{FsyncPolicy, StorageConfig};
 use crate::supervision::TimeoutPolicy;
 
 /// The whole configuration.
@@ -22,6 +24,10 @@ pub struct Config {
     pub session: SessionConfig,
     /// Authentication.
     pub auth: AuthConfig,
+    /// The durable event log.
+    pub storage: StorageConfig,
+    /// Webhooks.
+    pub notify: NotifyConfig,
     /// Logging.
     pub log: LogConfig,
 }

@@ -4,30 +4,38 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use actix::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::serialize_rfc3339;
 use crate::protocol::Proj;
 
 /// Why a client went offline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OfflineReason {
     /// Its watchdog fired: no heartbeat within its timeout.
     Timeout,
     /// It said so with an `offline` message.
     Offline,
+    /// It was online when the server last stopped (or crashed), and did not beat within its
+    /// timeout after the server came back: it most likely died while the server was down.
+    TimeoutAfterRestart,
 }
 
 impl OfflineReason {
     /// Every reason, for metrics.
-    pub const ALL: [OfflineReason; 2] = [OfflineReason::Timeout, OfflineReason::Offline];
+    pub const ALL: [OfflineReason; 3] = [
+        OfflineReason::Timeout,
+        OfflineReason::Offline,
+        OfflineReason::TimeoutAfterRestart,
+    ];
 
     /// The reason as written in events, logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             OfflineReason::Timeout => "timeout",
             OfflineReason::Offline => "offline",
+            OfflineReason::TimeoutAfterRestart => "timeout_after_restart",
         }
     }
 }

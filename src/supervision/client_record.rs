@@ -95,6 +95,27 @@ impl ClientRecord {
         }
     }
 
+    /// The record of a client recovered from the event log after a restart: no heartbeat
+    /// since (generation 0, zero heartbeats), last seen when the log last saw it.
+    pub fn recovered(
+        proj: Proj,
+        addr: SocketAddr,
+        timeout: Duration,
+        last_seen: SystemTime,
+    ) -> Self {
+        Self {
+            proj,
+            state: Mutex::new(RecordState {
+                addr,
+                last_seen,
+                heartbeats: 0,
+                timeout,
+                generation: 0,
+                removed: false,
+            }),
+        }
+    }
+
     /// The client.
     pub fn proj(&self) -> &Proj {
         &self.proj

@@ -18,6 +18,7 @@ use crate::clock;
 use crate::events::{Event, EventBus, OfflineReason};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
+use crate::storage::{Journal, RecoveredClient};
 
 /// How long an empty registry lingers before it stops. Stopping the instant the last client
 /// leaves would make a proj that churns online/offline from many connections restart the
@@ -115,11 +116,16 @@ pub(crate) struct RegistryDeps {
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
     pub max_clients: usize,
+    /// The durable event log, if on: every published event is appended to it.
+    pub journal: Option<Journal>,
 }
 
 struct Entry {
     monitor: Addr<Monitor>,
     record: Arc<ClientRecord>,
+    /// Recovered from the event log and not heard from since the restart: if its watchdog
+    /// fires, the reason is `timeout_after_restart`.
+    recovered: bool,
 }
 
 /// Maps `proj` to its monitor and record. Started by the first heartbeat of an unknown client;
@@ -136,15 +142,32 @@ pub struct Registry {
     /// the latest emptiness (no client came and went meanwhile).
     emptied: u64,
     deps: RegistryDeps,
+    /// Clients recovered from the event log, given monitors when the registry starts.
+    seeds: Vec<RecoveredClient>,
 }
 
 impl Registry {
     pub(crate) fn new(deps: RegistryDeps) -> Self {
+        Self::seeded(deps, Vec::new())
+    }
+
+    /// A registry that starts with the clients recovered from the event log, each with a
+    /// fresh watchdog of its own timeout (clamped to the current policy by the caller).
+    pub(crate) fn seeded(deps: RegistryDeps, seeds: Vec<RecoveredClient>) -> Self {
         Self {
             clients: BTreeMap::new(),
             emptied: 0,
             deps,
+            seeds,
         }
+    }
+
+    /// Appends `event` to the event log (if on), then publishes it.
+    fn announce(&self, event: Event, timeout: Duration) {
+        if let Some(journal) = &self.deps.journal {
+            journal.append(&event, timeout);
+        }
+        self.deps.events.publish(event);
     }
 
     fn create(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Resolved {
@@ -161,6 +184,7 @@ impl Registry {
             Entry {
                 monitor: monitor.clone(),
                 record,
+                recovered: false,
             },
         );
         match replaced {
@@ -169,11 +193,14 @@ impl Registry {
             Some(old) => old.monitor.do_send(Stop),
             None => self.deps.metrics.client_added(),
         }
-        self.deps.events.publish(Event::Online {
-            proj: msg.proj,
-            addr: msg.addr,
-            at: clock::wall_now(),
-        });
+        self.announce(
+            Event::Online {
+                proj: msg.proj,
+                addr: msg.addr,
+                at: clock::wall_now(),
+            },
+            timeout,
+        );
         Resolved {
             monitor,
             timeout,
@@ -207,13 +234,16 @@ impl Registry {
         let (last_seen, addr) = entry.record.last_seen();
         self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
-        self.deps.events.publish(Event::Offline {
-            proj: proj.clone(),
-            reason,
-            addr,
-            last_seen,
-            at,
-        });
+        self.announce(
+            Event::Offline {
+                proj: proj.clone(),
+                reason,
+                addr,
+                last_seen,
+                at,
+            },
+            Duration::ZERO,
+        );
         if self.clients.is_empty() {
             self.emptied += 1;
             let emptied = self.emptied;
@@ -229,9 +259,27 @@ impl Registry {
 impl Actor for Registry {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.deps.metrics.registry_running(true);
         log::debug!("registry started");
+        let home = actix::Arbiter::current();
+        for seed in std::mem::take(&mut self.seeds) {
+            let record = Arc::new(ClientRecord::recovered(
+                seed.proj.clone(),
+                seed.addr,
+                seed.timeout,
+                seed.last_seen,
+            ));
+            let monitor = Self::spawn_monitor(&record, &home, ctx);
+            let entry = Entry {
+                monitor,
+                record,
+                recovered: true,
+            };
+            if self.clients.insert(seed.proj, entry).is_none() {
+                self.deps.metrics.client_added();
+            }
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -245,7 +293,16 @@ impl Handler<Resolve> for Registry {
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
-            if !entry.monitor.connected() {
+            if entry.recovered {
+                // Back after the restart, without a second `online`. Its monitor moves to
+                // the caller's arbiter, where its later heartbeats arrive.
+                entry.recovered = false;
+                let old = std::mem::replace(
+                    &mut entry.monitor,
+                    Self::spawn_monitor(&entry.record, &msg.home, ctx),
+                );
+                old.do_send(Stop);
+            } else if !entry.monitor.connected() {
                 // Its monitor died with its arbiter (an embedding application stopped it):
                 // the client is still online, give it a new watchdog.
                 entry.monitor = Self::spawn_monitor(&entry.record, &msg.home, ctx);
@@ -296,7 +353,12 @@ impl Handler<Expired> for Registry {
             // A heartbeat arrived after the watchdog fired: the monitor re-arms for it.
             return;
         }
-        self.depart(&msg.proj, OfflineReason::Timeout, msg.at, ctx);
+        let reason = if entry.recovered {
+            OfflineReason::TimeoutAfterRestart
+        } else {
+            OfflineReason::Timeout
+        };
+        self.depart(&msg.proj, reason, msg.at, ctx);
     }
 }
 
@@ -330,6 +392,23 @@ impl Handler<Close> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        if let Some(journal) = &self.deps.journal {
+            // The exact state at the stop, last heartbeats included, for the next start.
+            let clients = self
+                .clients
+                .values()
+                .map(|e| {
+                    let info = e.record.snapshot();
+                    RecoveredClient {
+                        proj: info.proj,
+                        addr: info.addr,
+                        last_seen: info.last_seen,
+                        timeout: Duration::from_millis(info.timeout_ms),
+                    }
+                })
+                .collect();
+            journal.snapshot(clients);
+        }
         for (_, entry) in std::mem::take(&mut self.clients) {
             entry.record.remove();
             entry.monitor.do_send(Stop);

@@ -15,6 +15,7 @@ use super::timeout_policy::TimeoutPolicy;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
+use crate::storage::{Journal, RecoveredClient};
 
 /// How many registries one call may find stopping before it gives up. Each retry follows a
 /// proof that a registry stopped (it stops only when empty), so even two is very unlikely.
@@ -92,6 +93,18 @@ impl RegistryHandle {
         events: EventBus,
         metrics: Arc<Metrics>,
     ) -> Self {
+        Self::with_journal(home, policy, max_clients, events, metrics, None)
+    }
+
+    /// [`RegistryHandle::new`], appending every event to `journal`.
+    pub fn with_journal(
+        home: ArbiterHandle,
+        policy: TimeoutPolicy,
+        max_clients: usize,
+        events: EventBus,
+        metrics: Arc<Metrics>,
+        journal: Option<Journal>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 current: Mutex::new(None),
@@ -102,10 +115,37 @@ impl RegistryHandle {
                     metrics,
                     default_timeout: policy.default,
                     max_clients,
+                    journal,
                 },
                 policy,
             }),
         }
+    }
+
+    /// Starts a registry holding `clients`, recovered from the event log, each with a fresh
+    /// watchdog of its own timeout (clamped to the current policy). Call it before any
+    /// heartbeat is delivered; with no clients it does nothing.
+    pub fn recover(&self, clients: Vec<RecoveredClient>) {
+        if clients.is_empty() {
+            return;
+        }
+        let policy = self.inner.policy;
+        let seeds = clients
+            .into_iter()
+            .map(|mut c| {
+                c.timeout = c.timeout.clamp(policy.min, policy.max);
+                c
+            })
+            .collect();
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(Addr::connected) {
+            log::warn!("recovery ignored: the registry already runs");
+            return;
+        }
+        let deps = self.inner.deps.clone();
+        let registry =
+            Registry::start_in_arbiter(&self.inner.home, move |_| Registry::seeded(deps, seeds));
+        *current = Some(registry);
     }
 
     /// The timeout rules in force.

@@ -457,3 +457,73 @@ async fn a_new_client_past_max_clients_is_refused_without_harm() {
     assert!(f.registry.beat(request, None).await.is_ok());
     assert_eq!(f.metrics.clients(), MAX_CLIENTS as i64);
 }
+
+fn recovered(p: &str, timeout: Duration) -> crate::storage::RecoveredClient {
+    crate::storage::RecoveredClient {
+        proj: proj(p),
+        addr: addr(),
+        last_seen: std::time::SystemTime::UNIX_EPOCH,
+        timeout,
+    }
+}
+
+#[actix_rt::test]
+async fn recovered_clients_get_a_fresh_watchdog_and_no_second_online() {
+    let f = fixture();
+    let start = tokio::time::Instant::now();
+    let at = |d: Duration| tokio::time::sleep_until(start + d);
+    f.registry.recover(vec![
+        recovered("SILENT", Duration::from_secs(10)),
+        recovered("BACK", Duration::from_secs(10)),
+    ]);
+    at(MS).await;
+    assert!(f.online("SILENT").await && f.online("BACK").await);
+    assert_eq!(f.metrics.clients(), 2);
+    assert_eq!(f.registry.get(proj("BACK")).await.unwrap().heartbeats, 0);
+
+    at(Duration::from_secs(5)).await;
+    f.beat("BACK", None).await;
+    assert!(
+        f.events().await.is_empty(),
+        "a returning client is announced again"
+    );
+
+    // The silent one goes at its own timeout after the restart, with the restart reason.
+    at(Duration::from_secs(10) - MS).await;
+    assert!(f.online("SILENT").await, "offline before its deadline");
+    at(Duration::from_secs(10) + 2 * MS).await;
+    assert_eq!(
+        f.events().await,
+        [(
+            "offline",
+            "SILENT".into(),
+            Some(OfflineReason::TimeoutAfterRestart)
+        )]
+    );
+    // The one that came back is an ordinary client again: its watchdog restarted at its beat
+    // (10 s, its recovered timeout) and it times out with the ordinary reason.
+    at(Duration::from_secs(15) - MS).await;
+    assert!(f.online("BACK").await);
+    at(Duration::from_secs(15) + 2 * MS).await;
+    assert_eq!(
+        f.events().await,
+        [("offline", "BACK".into(), Some(OfflineReason::Timeout))]
+    );
+    assert_eq!(
+        f.metrics.offline_total(OfflineReason::TimeoutAfterRestart),
+        1
+    );
+    assert_eq!(f.metrics.clients(), 0);
+}
+
+#[actix_rt::test]
+async fn an_explicit_offline_of_a_recovered_client_is_an_offline() {
+    let f = fixture();
+    f.registry
+        .recover(vec![recovered("P", Duration::from_secs(10))]);
+    assert!(f.registry.leave(proj("P")).await.unwrap());
+    assert_eq!(
+        f.events().await,
+        [("offline", "P".into(), Some(OfflineReason::Offline))]
+    );
+}

@@ -678,7 +678,9 @@ pub fn heartwatch_cmd() -> Command {
             cmd.env_remove(name);
         }
     }
+    // No event log unless a test asks for one (parallel servers cannot share a directory).
     cmd.env("HEARTWATCH__LOG__CONFIG", "/nonexistent")
+        .env("HEARTWATCH__STORAGE__PATH", "")
         .current_dir(std::env::temp_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1,0 +1,190 @@
+//! Delivering the log's events to one webhook.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::cursor::CursorFile;
+use super::signature::{sign, SIGNATURE_HEADER};
+use super::{EventKind, NotifyConfig, WebhookConfig};
+use crate::client::Backoff;
+use crate::events::Event;
+use crate::metrics::Metrics;
+use crate::storage::{Journal, LogTail};
+
+/// The header carrying the event's sequence number: the same on every retry and after a
+/// restart, so a receiver can drop duplicates.
+pub const DELIVERY_HEADER: &str = "x-heartwatch-delivery";
+/// The header carrying the event's kind (`online`, `offline`).
+pub const EVENT_HEADER: &str = "x-heartwatch-event";
+
+/// Events read from the log at a time.
+const READ_BATCH: usize = 256;
+
+/// The JSON body of a delivery: the event as the event stream shows it, plus its `id` (the
+/// log's sequence number, also in [`DELIVERY_HEADER`]).
+#[derive(Debug, Serialize)]
+pub struct Payload<'a> {
+    /// The event's sequence number.
+    pub id: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: &'a Event,
+}
+
+/// Starts one delivery task per webhook on the current actix arbiter (HTTP client
+/// connections are per thread). Each starts from its cursor on disk, or from the end of the
+/// log for a webhook new here.
+pub fn spawn_webhooks(
+    config: &NotifyConfig,
+    journal: &Journal,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    for hook in &config.webhook {
+        let cursor_file = CursorFile::new(journal.dir(), &hook.cursor_name())?;
+        let committed = journal.committed();
+        let start = match cursor_file.load()? {
+            Some(seq) => seq,
+            None => {
+                let end = *committed.borrow();
+                cursor_file.store(end)?;
+                end
+            }
+        };
+        let delivered = Arc::new(AtomicU64::new(start));
+        journal.hold(delivered.clone());
+        let delivery = Delivery {
+            hook: hook.clone(),
+            tail: LogTail::new(journal.dir().to_path_buf(), start),
+            cursor_file,
+            delivered,
+            retry_initial: config.retry_initial,
+            retry_max: config.retry_max,
+            timeout: config.timeout,
+            metrics: metrics.clone(),
+        };
+        log::info!(
+            "webhook {}: delivering events after #{start} to {}",
+            hook.cursor_name(),
+            hook.url
+        );
+        tasks.push(actix_rt::spawn(delivery.run(committed)));
+    }
+    Ok(tasks)
+}
+
+struct Delivery {
+    hook: WebhookConfig,
+    tail: LogTail,
+    cursor_file: CursorFile,
+    /// Shared with the journal: segments after it are kept.
+    delivered: Arc<AtomicU64>,
+    retry_initial: Duration,
+    retry_max: Duration,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Delivery {
+    async fn run(mut self, mut committed: watch::Receiver<u64>) {
+        let client = awc::Client::builder()
+            .timeout(self.timeout)
+            .add_default_header((
+                "user-agent",
+                concat!("heartwatch/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish();
+        loop {
+            let target = *committed.borrow_and_update();
+            while self.tail.cursor() < target {
+                let batch = match self.tail.read(READ_BATCH) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        log::warn!("webhook {}: cannot read the event log: {e}", self.name());
+                        actix_rt::time::sleep(self.retry_initial).await;
+                        continue;
+                    }
+                };
+                if batch.lost > 0 {
+                    self.metrics.webhook_lost(batch.lost);
+                    log::warn!(
+                        "webhook {}: {} event(s) were deleted before delivery \
+                         (storage.max_bytes)",
+                        self.name(),
+                        batch.lost
+                    );
+                }
+                if batch.events.is_empty() {
+                    // The rest was lost in a failed write: nothing more to read for now.
+                    break;
+                }
+                for (seq, event) in batch.events {
+                    if self.hook.wants(&event) {
+                        self.deliver(&client, seq, &event).await;
+                    }
+                    self.advance(seq);
+                }
+            }
+            if committed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// POSTs one event until the receiver answers 2xx.
+    async fn deliver(&self, client: &awc::Client, seq: u64, event: &Event) {
+        let body = serde_json::to_vec(&Payload { id: seq, event }).expect("an event serializes");
+        let signature =
+            (!self.hook.secret.is_empty()).then(|| sign(self.hook.secret.as_bytes(), &body));
+        let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut request = client
+                .post(&self.hook.url)
+                .insert_header(("content-type", "application/json"))
+                .insert_header((DELIVERY_HEADER, seq.to_string()))
+                .insert_header((EVENT_HEADER, EventKind::of(event).as_str()));
+            if let Some(signature) = &signature {
+                request = request.insert_header((SIGNATURE_HEADER, signature.as_str()));
+            }
+            let failure = match request.send_body(body.clone()).await {
+                Ok(mut response) => {
+                    // Read the (small) body so that the connection can be reused.
+                    let _ = response.body().limit(64 * 1024).await;
+                    if response.status().is_success() {
+                        self.metrics.webhook_delivered(true);
+                        return;
+                    }
+                    format!("HTTP {}", response.status())
+                }
+                Err(e) => e.to_string(),
+            };
+            self.metrics.webhook_delivered(false);
+            let delay = backoff.next_delay().max(self.retry_initial / 2);
+            log::warn!(
+                "webhook {}: delivery of event #{seq} failed (attempt {attempt}): {failure}; \
+                 retrying in {}",
+                self.name(),
+                humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
+            );
+            actix_rt::time::sleep(delay).await;
+        }
+    }
+
+    fn advance(&mut self, seq: u64) {
+        self.delivered.store(seq, Ordering::Release);
+        if let Err(e) = self.cursor_file.store(seq) {
+            log::warn!("webhook {}: cannot store its cursor: {e}", self.name());
+        }
+    }
+
+    fn name(&self) -> String {
+        self.hook.cursor_name()
+    }
+}

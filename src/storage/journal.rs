@@ -1,0 +1,601 @@
+//! The writer of the event log: its own thread, fed by a channel.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::fsync_policy::FsyncPolicy;
+use super::log_record::{millis, LogRecord};
+use super::recovery::{recover, Recovered, RecoveredClient};
+use super::segment::Segment;
+use super::{StorageConfig, StorageError};
+use crate::events::Event;
+use crate::metrics::Metrics;
+use crate::protocol::Proj;
+
+/// Records written in one `write` at most; the rest waits for the next round.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+enum Command {
+    Append(Event, Duration),
+    Snapshot(Vec<RecoveredClient>),
+    Close(mpsc::Sender<()>),
+}
+
+/// The handle to the event log. Cheap to clone; appending never blocks (the record is queued
+/// for the writer thread).
+///
+/// The writer assigns each event its sequence number, appends it to the active segment, syncs
+/// per `storage.fsync`, then publishes the last sequence number written (see
+/// [`Journal::committed`]): webhook deliveries follow that number and read the log itself, so
+/// an event they deliver is one a restart would deliver again if it was not acknowledged.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    sender: Mutex<Option<Sender<Command>>>,
+    committed: watch::Receiver<u64>,
+    holds: Holds,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Delivery cursors that keep segments from being deleted: one per webhook, each the last
+/// sequence number it has delivered.
+type Holds = Arc<Mutex<Vec<Arc<AtomicU64>>>>;
+
+impl Journal {
+    /// Opens (creating it if needed) and locks the log in `config.path`, recovers the clients
+    /// that were online at its end, and starts the writer, which begins a new segment with a
+    /// snapshot of them.
+    pub fn open(
+        config: &StorageConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Journal, Recovered), StorageError> {
+        let dir = config.path.clone();
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StorageError::Io { what, path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StorageError::Locked { path: dir }),
+            Err(TryLockError::Error(source)) => return Err(io("lock", &lock_path)(source)),
+        }
+        let segments = Segment::list(&dir).map_err(io("list", &dir))?;
+        let recovered = recover(&segments)?;
+        if recovered.skipped > 0 {
+            log::warn!(
+                "event log {}: {} unreadable line(s) skipped during recovery",
+                dir.display(),
+                recovered.skipped
+            );
+        }
+        let (committed_tx, committed) = watch::channel(recovered.last_seq);
+        let holds = Holds::default();
+        let mut writer = Writer {
+            dir: dir.clone(),
+            _lock: lock,
+            fsync: config.fsync,
+            fsync_interval: config.fsync_interval,
+            segment_bytes: config.segment_bytes,
+            max_bytes: config.max_bytes,
+            file: None,
+            since_snapshot: 0,
+            next_seq: recovered.last_seq + 1,
+            online: recovered
+                .clients
+                .iter()
+                .map(|c| (c.proj.clone(), c.clone()))
+                .collect(),
+            dirty: false,
+            last_sync: std::time::Instant::now(),
+            buf: Vec::with_capacity(64 * 1024),
+            committed: committed_tx,
+            holds: holds.clone(),
+            metrics,
+        };
+        writer.roll()?;
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("heartwatch-journal".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(io("start the writer of", &dir))?;
+        log::info!(
+            "event log {}: {} client(s) recovered, last event #{}",
+            dir.display(),
+            recovered.clients.len(),
+            recovered.last_seq
+        );
+        let journal = Journal {
+            inner: Arc::new(Inner {
+                dir,
+                sender: Mutex::new(Some(sender)),
+                committed,
+                holds,
+                thread: Mutex::new(Some(thread)),
+            }),
+        };
+        Ok((journal, recovered))
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Queues `event` (with its client's watchdog `timeout`, which recovery needs).
+    pub fn append(&self, event: &Event, timeout: Duration) {
+        self.send(Command::Append(event.clone(), timeout));
+    }
+
+    /// Queues a snapshot of the clients online now, with their exact `last_seen` (at a clean
+    /// stop): the writer starts a new segment with it.
+    pub fn snapshot(&self, clients: Vec<RecoveredClient>) {
+        self.send(Command::Snapshot(clients));
+    }
+
+    /// The last sequence number written (and synced, with `storage.fsync = "always"`).
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.inner.committed.clone()
+    }
+
+    /// Keeps every segment holding an event after `*cursor` from being deleted (until the log
+    /// exceeds `storage.max_bytes`).
+    pub fn hold(&self, cursor: Arc<AtomicU64>) {
+        lock(&self.inner.holds).push(cursor);
+    }
+
+    /// Writes and syncs what is queued, then stops the writer and releases the directory.
+    /// Later appends are dropped.
+    pub async fn close(&self) {
+        let Some(sender) = lock(&self.inner.sender).take() else {
+            return;
+        };
+        let (done, finished) = mpsc::channel();
+        if sender.send(Command::Close(done)).is_ok() {
+            let thread = lock(&self.inner.thread).take();
+            let _ = actix_rt::task::spawn_blocking(move || {
+                let _ = finished.recv();
+                if let Some(thread) = thread {
+                    let _ = thread.join();
+                }
+            })
+            .await;
+        }
+    }
+
+    fn send(&self, command: Command) {
+        if let Some(sender) = lock(&self.inner.sender).as_ref() {
+            // Fails only once the writer is gone (after `close`, or if it panicked).
+            let _ = sender.send(command);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Writer {
+    dir: PathBuf,
+    /// Held for the writer's life: a second server on the same directory is refused.
+    _lock: File,
+    fsync: FsyncPolicy,
+    fsync_interval: Duration,
+    segment_bytes: u64,
+    max_bytes: u64,
+    /// The active segment; `None` after a write error, until the next successful roll.
+    file: Option<File>,
+    /// Event bytes in the active segment after its snapshot.
+    since_snapshot: u64,
+    next_seq: u64,
+    /// The online set, folded from the events written: the snapshot of the next segment.
+    online: BTreeMap<Proj, RecoveredClient>,
+    /// Written and not yet synced.
+    dirty: bool,
+    last_sync: std::time::Instant,
+    buf: Vec<u8>,
+    committed: watch::Sender<u64>,
+    holds: Holds,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            let first = if self.dirty && self.fsync == FsyncPolicy::Interval {
+                let wait = self.fsync_interval.saturating_sub(self.last_sync.elapsed());
+                match commands.recv_timeout(wait) {
+                    Ok(command) => command,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.sync();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match commands.recv() {
+                    Ok(command) => command,
+                    Err(_) => break,
+                }
+            };
+            let mut next = Some(first);
+            let mut closed = None;
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Append(event, timeout) => self.push(&event, timeout),
+                    Command::Snapshot(clients) => {
+                        self.flush();
+                        self.online = clients.into_iter().map(|c| (c.proj.clone(), c)).collect();
+                        self.roll_or_log();
+                    }
+                    Command::Close(done) => {
+                        closed = Some(done);
+                        break;
+                    }
+                }
+                if self.buf.len() < MAX_BATCH_BYTES {
+                    next = commands.try_recv().ok();
+                }
+            }
+            self.flush();
+            if self.since_snapshot >= self.segment_bytes {
+                self.roll_or_log();
+            }
+            if let Some(done) = closed {
+                self.sync();
+                let _ = done.send(());
+                return;
+            }
+        }
+        self.flush();
+        self.sync();
+    }
+
+    fn push(&mut self, event: &Event, timeout: Duration) {
+        let record = LogRecord::from_event(self.next_seq, event, timeout);
+        self.next_seq += 1;
+        match event {
+            Event::Online { proj, addr, at } => {
+                let client = RecoveredClient {
+                    proj: proj.clone(),
+                    addr: *addr,
+                    last_seen: *at,
+                    timeout,
+                };
+                self.online.insert(proj.clone(), client);
+            }
+            Event::Offline { proj, .. } => {
+                self.online.remove(proj);
+            }
+        }
+        record.write_line(&mut self.buf);
+    }
+
+    /// Writes the batch, syncs it if the policy says so, and publishes it.
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if self.file.is_none() {
+            // The last write failed: start afresh rather than append after a torn line.
+            self.roll_or_log();
+        }
+        let written = match self.file.as_mut() {
+            Some(file) => file.write_all(&self.buf),
+            None => Err(std::io::Error::other("no segment is open")),
+        };
+        match written {
+            Ok(()) => {
+                self.since_snapshot += self.buf.len() as u64;
+                self.dirty = true;
+                if self.fsync == FsyncPolicy::Always {
+                    self.sync();
+                }
+            }
+            Err(e) => {
+                self.metrics.storage_error();
+                log::error!(
+                    "event log {}: write failed, {} byte(s) of events lost: {e}",
+                    self.dir.display(),
+                    self.buf.len()
+                );
+                self.file = None;
+            }
+        }
+        self.buf.clear();
+        // What was lost is lost: deliveries must not wait for it.
+        self.committed.send_replace(self.next_seq - 1);
+    }
+
+    fn sync(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        if let Some(file) = &self.file {
+            if let Err(e) = file.sync_data() {
+                self.metrics.storage_error();
+                log::error!("event log {}: fsync failed: {e}", self.dir.display());
+            }
+        }
+        self.dirty = false;
+        self.last_sync = std::time::Instant::now();
+    }
+
+    fn roll_or_log(&mut self) {
+        if let Err(e) = self.roll() {
+            self.metrics.storage_error();
+            log::error!("{e}");
+        }
+    }
+
+    /// Starts a new segment beginning with a snapshot of the online set, then deletes the
+    /// segments no longer needed. The segment is written to a temporary file and renamed, so
+    /// a segment always starts with a complete snapshot.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        self.sync();
+        let segment = Segment::new(&self.dir, self.next_seq);
+        let temp = segment.path.with_extension("jsonl.tmp");
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StorageError::Io { what, path, source }
+        };
+        let mut out = Vec::with_capacity(64 + self.online.len() * 96);
+        let clients = self.online.len() as u64;
+        LogRecord::Snapshot {
+            clients,
+            after_seq: self.next_seq - 1,
+        }
+        .write_line(&mut out);
+        for c in self.online.values() {
+            LogRecord::Client {
+                proj: c.proj.clone(),
+                addr: c.addr,
+                last_seen: c.last_seen,
+                timeout_ms: millis(c.timeout),
+            }
+            .write_line(&mut out);
+        }
+        LogRecord::SnapshotEnd { clients }.write_line(&mut out);
+        let mut file = File::create(&temp).map_err(io("create", &temp))?;
+        file.write_all(&out).map_err(io("write", &temp))?;
+        if self.fsync != FsyncPolicy::Never {
+            file.sync_data().map_err(io("sync", &temp))?;
+        }
+        std::fs::rename(&temp, &segment.path).map_err(io("rename", &temp))?;
+        if self.fsync != FsyncPolicy::Never {
+            // The rename itself is durable only once the directory is synced.
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("sync", &self.dir))?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&segment.path)
+            .map_err(io("open", &segment.path))?;
+        self.file = Some(file);
+        self.since_snapshot = 0;
+        self.dirty = false;
+        self.prune();
+        Ok(())
+    }
+
+    /// Deletes old segments: those whose every event every webhook has delivered, then the
+    /// oldest while the log exceeds `max_bytes`. The active segment (with its snapshot) is
+    /// all recovery needs.
+    fn prune(&mut self) {
+        let Ok(segments) = Segment::list(&self.dir) else {
+            return;
+        };
+        let held = lock(&self.holds)
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
+        let mut total: u64 = segments.iter().map(Segment::bytes).sum();
+        for pair in segments.windows(2) {
+            let (old, next) = (&pair[0], &pair[1]);
+            let last_event = next.start - 1;
+            let delivered = last_event <= held;
+            if !delivered && total <= self.max_bytes {
+                break;
+            }
+            if !delivered {
+                log::warn!(
+                    "event log {}: over storage.max_bytes, deleting {} with undelivered \
+                     webhook events (up to #{last_event})",
+                    self.dir.display(),
+                    old.path.display()
+                );
+            }
+            let len = old.bytes();
+            match std::fs::remove_file(&old.path) {
+                Ok(()) => total = total.saturating_sub(len),
+                Err(e) => {
+                    log::warn!("event log: cannot delete {}: {e}", old.path.display());
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::OfflineReason;
+    use crate::storage::LogTail;
+    use std::time::SystemTime;
+
+    fn config(dir: &Path, segment_bytes: u64, max_bytes: u64) -> StorageConfig {
+        StorageConfig {
+            path: dir.to_path_buf(),
+            fsync: FsyncPolicy::Always,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes,
+            max_bytes,
+        }
+    }
+
+    fn open(config: &StorageConfig) -> (Journal, Recovered) {
+        Journal::open(config, Arc::new(Metrics::new())).unwrap()
+    }
+
+    fn online(p: &str) -> Event {
+        Event::Online {
+            proj: Proj::new(p).unwrap(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            at: SystemTime::now(),
+        }
+    }
+
+    fn offline(p: &str) -> Event {
+        Event::Offline {
+            proj: Proj::new(p).unwrap(),
+            reason: OfflineReason::Timeout,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            last_seen: SystemTime::now(),
+            at: SystemTime::now(),
+        }
+    }
+
+    fn projs(r: &Recovered) -> Vec<&str> {
+        r.clients.iter().map(|c| c.proj.as_str()).collect()
+    }
+
+    #[actix_rt::test]
+    async fn events_survive_a_restart_and_numbering_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 1 << 20, 1 << 30);
+        let (journal, recovered) = open(&config);
+        assert!(recovered.clients.is_empty());
+        journal.append(&online("A"), Duration::from_secs(5));
+        journal.append(&online("B"), Duration::from_secs(7));
+        journal.append(&offline("A"), Duration::ZERO);
+        journal.close().await;
+
+        let (journal, recovered) = open(&config);
+        assert_eq!(projs(&recovered), ["B"]);
+        assert_eq!(recovered.clients[0].timeout, Duration::from_secs(7));
+        assert_eq!(recovered.last_seq, 3);
+        assert_eq!(*journal.committed().borrow(), 3);
+        journal.append(&online("C"), Duration::from_secs(1));
+        journal.close().await;
+
+        let (journal, recovered) = open(&config);
+        assert_eq!(projs(&recovered), ["B", "C"]);
+        assert_eq!(recovered.last_seq, 4);
+        journal.close().await;
+    }
+
+    #[actix_rt::test]
+    async fn a_second_server_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 1 << 20, 1 << 30);
+        let (journal, _) = open(&config);
+        let second = Journal::open(&config, Arc::new(Metrics::new()));
+        assert!(matches!(second, Err(StorageError::Locked { .. })));
+        journal.close().await;
+        let (journal, _) = open(&config);
+        journal.close().await;
+    }
+
+    #[actix_rt::test]
+    async fn the_log_rolls_and_deletes_what_it_no_longer_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 1000, 1 << 30);
+        let (journal, _) = open(&config);
+        for i in 0..200 {
+            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            if i % 2 == 1 {
+                journal.append(&offline(&format!("P-{}", i - 1)), Duration::ZERO);
+            }
+        }
+        journal.close().await;
+        let segments = Segment::list(dir.path()).unwrap();
+        assert!(segments.len() <= 2, "old segments kept: {}", segments.len());
+        let (journal, recovered) = open(&config);
+        assert_eq!(recovered.clients.len(), 100);
+        assert_eq!(recovered.last_seq, 300);
+        journal.close().await;
+    }
+
+    #[actix_rt::test]
+    async fn a_hold_keeps_undelivered_segments_up_to_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 1000, 1 << 30);
+        let (journal, _) = open(&config);
+        let delivered = Arc::new(AtomicU64::new(0));
+        journal.hold(delivered.clone());
+        // One at a time: a batch is written at once, and rolls happen between batches.
+        let mut committed = journal.committed();
+        for i in 0..100 {
+            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            while *committed.borrow_and_update() < i + 1 {
+                committed.changed().await.unwrap();
+            }
+        }
+        // Every event is still readable from the start.
+        let mut tail = LogTail::new(dir.path().to_path_buf(), 0);
+        let batch = tail.read(1000).unwrap();
+        assert_eq!(batch.lost, 0);
+        let seqs: Vec<u64> = batch.events.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        assert!(Segment::list(dir.path()).unwrap().len() > 3);
+
+        // Once delivered, the next roll deletes them.
+        delivered.store(100, Ordering::Release);
+        for i in 100..120 {
+            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+        }
+        journal.close().await;
+        assert!(Segment::list(dir.path()).unwrap().len() <= 2);
+    }
+
+    #[actix_rt::test]
+    async fn over_max_bytes_the_oldest_go_and_a_reader_counts_the_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 1000, 3000);
+        let (journal, _) = open(&config);
+        journal.hold(Arc::new(AtomicU64::new(0)));
+        for i in 0..100 {
+            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            journal.append(&offline(&format!("P-{i}")), Duration::ZERO);
+        }
+        journal.close().await;
+        let total: u64 = Segment::list(dir.path())
+            .unwrap()
+            .iter()
+            .map(Segment::bytes)
+            .sum();
+        assert!(total <= 3000 + 1200, "log grew to {total} bytes");
+        let mut tail = LogTail::new(dir.path().to_path_buf(), 0);
+        let mut read = 0;
+        let mut lost = 0;
+        loop {
+            let batch = tail.read(50).unwrap();
+            if batch.events.is_empty() && batch.lost == 0 {
+                break;
+            }
+            read += batch.events.len() as u64;
+            lost += batch.lost;
+        }
+        assert!(lost > 0);
+        assert_eq!(read + lost, 200);
+        assert_eq!(tail.cursor(), 200);
+    }
+}

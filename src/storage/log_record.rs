@@ -1,0 +1,222 @@
+//! One line of the event log.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{deserialize_rfc3339, serialize_rfc3339};
+use crate::events::{Event, OfflineReason};
+use crate::protocol::Proj;
+
+/// A line of the event log: an event with its sequence number, or part of a snapshot.
+///
+/// Events carry the same fields as [`Event`] (so the log reads like the event stream), plus a
+/// `seq` that webhooks use as a delivery id and a cursor, plus what recovery needs and the
+/// public event does not say (`timeout_ms`, the client's watchdog timeout).
+///
+/// A snapshot is the set of online clients, written at the start of each segment: a
+/// `snapshot` line with the count, one `client` line per client, and a `snapshot_end` line
+/// with the count again. Recovery trusts a snapshot only when its end line is there and the
+/// counts agree, so a crash in the middle of one falls back to the segments before it (which
+/// are deleted only once the snapshot after them is complete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LogRecord {
+    /// A client came online.
+    Online {
+        /// Sequence number, from 1, increasing by one per event across restarts.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// Where its first heartbeat came from.
+        addr: SocketAddr,
+        /// When.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+        /// Its watchdog timeout.
+        timeout_ms: u64,
+    },
+    /// A client went offline.
+    Offline {
+        /// Sequence number.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// Why.
+        reason: OfflineReason,
+        /// Where its last heartbeat came from.
+        addr: SocketAddr,
+        /// Its last heartbeat.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        last_seen: SystemTime,
+        /// When it was declared offline.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+    },
+    /// A snapshot of `clients` online clients begins.
+    Snapshot {
+        /// How many `client` lines follow.
+        clients: u64,
+        /// The sequence number of the last event before the snapshot.
+        after_seq: u64,
+    },
+    /// One online client, inside a snapshot.
+    Client {
+        /// Who.
+        proj: Proj,
+        /// Where its last known heartbeat came from.
+        addr: SocketAddr,
+        /// Its last known heartbeat.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        last_seen: SystemTime,
+        /// Its watchdog timeout.
+        timeout_ms: u64,
+    },
+    /// The snapshot is complete.
+    SnapshotEnd {
+        /// The count of its `snapshot` line, again.
+        clients: u64,
+    },
+}
+
+impl LogRecord {
+    /// The record of `event`, numbered `seq`. `timeout` is the client's watchdog timeout
+    /// (needed for `online`).
+    pub fn from_event(seq: u64, event: &Event, timeout: Duration) -> Self {
+        match event.clone() {
+            Event::Online { proj, addr, at } => LogRecord::Online {
+                seq,
+                proj,
+                addr,
+                at,
+                timeout_ms: millis(timeout),
+            },
+            Event::Offline {
+                proj,
+                reason,
+                addr,
+                last_seen,
+                at,
+            } => LogRecord::Offline {
+                seq,
+                proj,
+                reason,
+                addr,
+                last_seen,
+                at,
+            },
+        }
+    }
+
+    /// The sequence number, for an event.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            LogRecord::Online { seq, .. } | LogRecord::Offline { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// The public event and its sequence number, for an event.
+    pub fn to_event(&self) -> Option<(u64, Event)> {
+        match self.clone() {
+            LogRecord::Online {
+                seq,
+                proj,
+                addr,
+                at,
+                ..
+            } => Some((seq, Event::Online { proj, addr, at })),
+            LogRecord::Offline {
+                seq,
+                proj,
+                reason,
+                addr,
+                last_seen,
+                at,
+            } => Some((
+                seq,
+                Event::Offline {
+                    proj,
+                    reason,
+                    addr,
+                    last_seen,
+                    at,
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    /// Appends the record as one JSON line.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        // A record is plain data (strings, numbers, an address): serializing cannot fail.
+        serde_json::to_writer(&mut *out, self).expect("a log record serializes");
+        out.push(b'\n');
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn events_round_trip_through_a_line() {
+        let online = Event::Online {
+            proj: Proj::new("P-1").unwrap(),
+            addr: "127.0.0.1:9".parse().unwrap(),
+            at: at(1_700_000_000_123),
+        };
+        let record = LogRecord::from_event(7, &online, Duration::from_secs(20));
+        let mut line = Vec::new();
+        record.write_line(&mut line);
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"event\":\"online\",\"seq\":7,\"proj\":\"P-1\",\"addr\":\"127.0.0.1:9\",\
+             \"at\":\"2023-11-14T22:13:20.123000Z\",\"timeout_ms\":20000}\n"
+        );
+        let back: LogRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.to_event(), Some((7, online)));
+    }
+
+    #[test]
+    fn offline_keeps_its_reason() {
+        let offline = Event::Offline {
+            proj: Proj::new("P-1").unwrap(),
+            reason: OfflineReason::TimeoutAfterRestart,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            last_seen: at(1_000),
+            at: at(2_000),
+        };
+        let record = LogRecord::from_event(8, &offline, Duration::ZERO);
+        let mut line = Vec::new();
+        record.write_line(&mut line);
+        assert!(std::str::from_utf8(&line)
+            .unwrap()
+            .contains("\"reason\":\"timeout_after_restart\""));
+        let back: LogRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back.to_event(), Some((8, offline)));
+    }
+}
