@@ -731,6 +731,8 @@ pub struct BinServer {
     pub http: SocketAddr,
     /// Every stderr line after the start-up line, as the server writes them.
     pub stderr: std_mpsc::Receiver<String>,
+    /// The stderr lines before the start-up line (recovery warnings, ...).
+    pub startup: Vec<String>,
     /// Whether the last job-control signal sent was SIGSTOP.
     stopped: AtomicBool,
     api: Api,
@@ -780,6 +782,7 @@ impl BinServer {
             tcp: "0.0.0.0:0".parse().expect("address"),
             http: "0.0.0.0:0".parse().expect("address"),
             stderr: lines,
+            startup: Vec::new(),
             stopped: AtomicBool::new(false),
             api: Api {
                 addr: "0.0.0.0:0".parse().expect("address"),
@@ -796,6 +799,7 @@ impl BinServer {
                 server.tcp = tcp;
                 server.http = http;
                 server.api.addr = http;
+                server.startup = seen;
                 return server;
             }
             seen.push(line);
