@@ -153,12 +153,20 @@ impl Builder {
         let (hub, stream_sender) = SseHub::new();
         events.subscribe(hub.start().recipient());
 
-        let (journal, recovered) = match &self.storage {
+        let (journal, recovered, webhooks) = match &self.storage {
             Some(storage) => {
-                let (journal, recovered) = Journal::open(storage, metrics.clone())?;
-                (Some(journal), recovered.clients)
+                let webhooks = match &self.notify {
+                    Some(notify) => Some(
+                        notify::Webhooks::prepare(notify, &storage.path)
+                            .map_err(StartError::Webhook)?,
+                    ),
+                    None => None,
+                };
+                let holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
+                let (journal, recovered) = Journal::open(storage, metrics.clone(), holds)?;
+                (Some(journal), recovered.clients, webhooks)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         let registry = RegistryHandle::with_journal(
             Arbiter::current(),
@@ -203,11 +211,11 @@ impl Builder {
             (None, None)
         };
 
-        let webhooks = match (&journal, &self.notify) {
-            (Some(journal), Some(notify)) => {
-                notify::spawn_webhooks(notify, journal, &metrics).map_err(StartError::Webhook)?
-            }
-            (None, Some(notify)) if !notify.webhook.is_empty() => {
+        let webhooks = match (&journal, webhooks, &self.notify) {
+            (Some(journal), Some(webhooks), Some(notify)) => webhooks
+                .spawn(notify, journal, &metrics)
+                .map_err(StartError::Webhook)?,
+            (None, _, Some(notify)) if !notify.webhook.is_empty() => {
                 log::warn!("webhooks are off: they are delivered from the event log (storage)");
                 Vec::new()
             }

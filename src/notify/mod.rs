@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 pub use cursor::CursorFile;
 pub use signature::{sign, verify, SIGNATURE_HEADER};
-pub use webhook::{spawn_webhooks, Payload, DELIVERY_HEADER, EVENT_HEADER};
+pub use webhook::{Payload, Webhooks, DELIVERY_HEADER, EVENT_HEADER};
 
 use crate::events::Event;
 

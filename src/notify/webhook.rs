@@ -1,5 +1,6 @@
 //! Delivering the log's events to one webhook.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,46 +37,87 @@ pub struct Payload<'a> {
     pub event: &'a Event,
 }
 
-/// Starts one delivery task per webhook on the current actix arbiter (HTTP client
-/// connections are per thread). Each starts from its cursor on disk, or from the end of the
-/// log for a webhook new here.
-pub fn spawn_webhooks(
-    config: &NotifyConfig,
-    journal: &Journal,
-    metrics: &Arc<Metrics>,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let mut tasks = Vec::new();
-    for hook in &config.webhook {
-        let cursor_file = CursorFile::new(journal.dir(), &hook.cursor_name())?;
-        let committed = journal.committed();
-        let start = match cursor_file.load()? {
-            Some(seq) => seq,
-            None => {
-                let end = *committed.borrow();
-                cursor_file.store(end)?;
-                end
-            }
-        };
-        let delivered = Arc::new(AtomicU64::new(start));
-        journal.hold(delivered.clone());
-        let delivery = Delivery {
-            hook: hook.clone(),
-            tail: LogTail::new(journal.dir().to_path_buf(), start),
-            cursor_file,
-            delivered,
-            retry_initial: config.retry_initial,
-            retry_max: config.retry_max,
-            timeout: config.timeout,
-            metrics: metrics.clone(),
-        };
-        log::info!(
-            "webhook {}: delivering events after #{start} to {}",
-            hook.cursor_name(),
-            hook.url
-        );
-        tasks.push(actix_rt::spawn(delivery.run(committed)));
+/// The webhooks of a server, between reading their cursors and starting their deliveries.
+///
+/// The cursors are read before the event log is opened: opening it deletes the segments no
+/// longer needed, and what a webhook has not delivered yet is still needed.
+pub struct Webhooks {
+    hooks: Vec<Prepared>,
+}
+
+struct Prepared {
+    hook: WebhookConfig,
+    cursor_file: CursorFile,
+    /// The cursor on disk, `None` for a webhook new here.
+    start: Option<u64>,
+    /// The last sequence number delivered, shared with the journal as a hold.
+    delivered: Arc<AtomicU64>,
+}
+
+impl Webhooks {
+    /// Reads (or creates) the cursor of each webhook of `config` in the log directory `dir`.
+    pub fn prepare(config: &NotifyConfig, dir: &Path) -> std::io::Result<Self> {
+        let mut hooks = Vec::new();
+        for hook in &config.webhook {
+            let cursor_file = CursorFile::new(dir, &hook.cursor_name())?;
+            let start = cursor_file.load()?;
+            // A new webhook starts at the end of the log: it holds nothing back.
+            let delivered = Arc::new(AtomicU64::new(start.unwrap_or(u64::MAX)));
+            hooks.push(Prepared {
+                hook: hook.clone(),
+                cursor_file,
+                start,
+                delivered,
+            });
+        }
+        Ok(Self { hooks })
     }
-    Ok(tasks)
+
+    /// What the journal must keep: each webhook's last delivered sequence number.
+    pub fn holds(&self) -> Vec<Arc<AtomicU64>> {
+        self.hooks.iter().map(|h| h.delivered.clone()).collect()
+    }
+
+    /// Starts one delivery task per webhook on the current actix arbiter (HTTP client
+    /// connections are per thread), each from its cursor, or from the end of the log for a
+    /// webhook new here.
+    pub fn spawn(
+        self,
+        config: &NotifyConfig,
+        journal: &Journal,
+        metrics: &Arc<Metrics>,
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for prepared in self.hooks {
+            let committed = journal.committed();
+            let start = match prepared.start {
+                Some(seq) => seq,
+                None => {
+                    let end = *committed.borrow();
+                    prepared.cursor_file.store(end)?;
+                    end
+                }
+            };
+            prepared.delivered.store(start, Ordering::Release);
+            log::info!(
+                "webhook {}: delivering events after #{start} to {}",
+                prepared.hook.cursor_name(),
+                prepared.hook.url
+            );
+            let delivery = Delivery {
+                tail: LogTail::new(journal.dir().to_path_buf(), start),
+                hook: prepared.hook,
+                cursor_file: prepared.cursor_file,
+                delivered: prepared.delivered,
+                retry_initial: config.retry_initial,
+                retry_max: config.retry_max,
+                timeout: config.timeout,
+                metrics: metrics.clone(),
+            };
+            tasks.push(actix_rt::spawn(delivery.run(committed)));
+        }
+        Ok(tasks)
+    }
 }
 
 struct Delivery {

@@ -58,9 +58,13 @@ impl Journal {
     /// Opens (creating it if needed) and locks the log in `config.path`, recovers the clients
     /// that were online at its end, and starts the writer, which begins a new segment with a
     /// snapshot of them.
+    ///
+    /// `holds` are delivery cursors (see [`Journal::hold`]) known before the log is opened:
+    /// the first segment roll, at start, keeps what they have not delivered.
     pub fn open(
         config: &StorageConfig,
         metrics: Arc<Metrics>,
+        holds: Vec<Arc<AtomicU64>>,
     ) -> Result<(Journal, Recovered), StorageError> {
         let dir = config.path.clone();
         let io = |what: &'static str, path: &Path| {
@@ -85,7 +89,7 @@ impl Journal {
             );
         }
         let (committed_tx, committed) = watch::channel(recovered.last_seq);
-        let holds = Holds::default();
+        let holds = Holds::new(Mutex::new(holds));
         let mut writer = Writer {
             dir: dir.clone(),
             _lock: lock,
@@ -452,7 +456,7 @@ mod tests {
     }
 
     fn open(config: &StorageConfig) -> (Journal, Recovered) {
-        Journal::open(config, Arc::new(Metrics::new())).unwrap()
+        Journal::open(config, Arc::new(Metrics::new()), Vec::new()).unwrap()
     }
 
     fn online(p: &str) -> Event {
@@ -507,7 +511,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), 1 << 20, 1 << 30);
         let (journal, _) = open(&config);
-        let second = Journal::open(&config, Arc::new(Metrics::new()));
+        let second = Journal::open(&config, Arc::new(Metrics::new()), Vec::new());
         assert!(matches!(second, Err(StorageError::Locked { .. })));
         journal.close().await;
         let (journal, _) = open(&config);
