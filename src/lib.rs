@@ -10,6 +10,8 @@
 //! - [`supervision`]: the [`supervision::Registry`] (`proj` → monitor, stops when empty,
 //!   restarted by [`supervision::RegistryHandle`]) and the [`supervision::Monitor`]s.
 //! - [`events`]: [`Event`]s and their fan-out to subscribers.
+//! - [`storage`]: the durable event log, and recovery of the online clients after a restart.
+//! - [`notify`]: webhooks, delivered from the event log.
 //! - [`http`]: the HTTP API (clients, event stream, metrics, health).
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
