@@ -48,6 +48,9 @@ wait_port() {
 }
 
 start_heartwatch() {
+    # A fresh event log per run: a log left by the previous run would recover its clients.
+    rm -rf "$OUT/data"
+    HEARTWATCH__STORAGE__PATH="$OUT/data" \
     HEARTWATCH__LOG__CONFIG=/nonexistent HEARTWATCH__LOG__LEVEL=warn \
         "$HW" serve --listen "127.0.0.1:$HW_PORT" --http "127.0.0.1:$((HW_PORT + 1))" \
         2>"$OUT/heartwatch.log" &
