@@ -8,6 +8,7 @@ use actix::{Actor, Arbiter, Recipient, System};
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
+use crate::auth::{AuthError, Authenticator, Reloaded};
 use crate::config::{AuthConfig, ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
@@ -32,6 +33,9 @@ pub enum StartError {
     /// A custom handler has an unusable name.
     #[error(transparent)]
     Handler(#[from] HandlerNameError),
+    /// The protocol tokens cannot be used (a bad pattern, an unreadable `auth.tokens_file`).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// `start` was called outside an actix System.
     #[error("heartwatch must be started inside a running actix System")]
     NoSystem,
@@ -78,7 +82,8 @@ impl Builder {
         self
     }
 
-    /// Who may read the HTTP API (`[auth]`); by default anyone.
+    /// Who may read the HTTP API, and which tokens heartbeat connections need (`[auth]`); by
+    /// default anyone, and none.
     pub fn auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
         self
@@ -124,6 +129,7 @@ impl Builder {
         if self.log_events {
             events.subscribe(LogSink.start().recipient());
         }
+        let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
         let (hub, stream_sender) = SseHub::new();
         events.subscribe(hub.start().recipient());
 
@@ -178,6 +184,7 @@ impl Builder {
             session: self.session,
             open: AtomicUsize::new(0),
             max_connections: config.max_connections,
+            auth: auth.clone(),
         });
         let accept = actix_rt::spawn(transport::accept_loop(
             listener,
@@ -188,6 +195,18 @@ impl Builder {
             "heartwatch listening for heartbeats on {tcp_addr}{}",
             http_addr.map_or(String::new(), |a| format!(", HTTP API on http://{a}"))
         );
+        if let Some(auth) = &auth {
+            let store = auth.current();
+            log::info!(
+                "protocol authentication on: {}{} pattern rules",
+                if store.has_global() {
+                    "a global token and "
+                } else {
+                    ""
+                },
+                store.rules()
+            );
+        }
         Ok(Running {
             tcp_addr,
             http_addr,
@@ -198,6 +217,7 @@ impl Builder {
             accept,
             http: http_handle,
             arbiters,
+            auth,
         })
     }
 }
@@ -213,6 +233,7 @@ pub struct Running {
     accept: JoinHandle<()>,
     http: Option<ServerHandle>,
     arbiters: Vec<Arbiter>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl Running {
@@ -244,6 +265,18 @@ impl Running {
     /// What [`http::configure`] needs to mount the API in another actix-web `App`.
     pub fn api_state(&self) -> ApiState {
         self.api.clone()
+    }
+
+    /// Re-reads `auth.tokens_file` (what the binary does on SIGHUP) and puts its tokens in
+    /// force for every connection's next frame. On failure (unreadable file, bad pattern) the
+    /// error is logged, counted in `heartwatch_auth_reloads_total{result="failed"}` and
+    /// returned, and the previous tokens stay in force. Fails with
+    /// [`AuthError::NothingToReload`] when no tokens file is configured.
+    pub fn reload_tokens(&self) -> Result<Reloaded, AuthError> {
+        match &self.auth {
+            Some(auth) => auth.reload(),
+            None => Err(AuthError::NothingToReload),
+        }
     }
 
     /// Stops accepting, stops the HTTP API, closes every session and joins the session threads.
