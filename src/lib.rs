@@ -13,12 +13,13 @@
 //! - [`storage`]: the durable event log, and recovery of the online clients after a restart.
 //! - [`notify`]: webhooks, delivered from the event log.
 //! - [`http`]: the HTTP API (clients, event stream, metrics, health).
+//! - [`auth`]: protocol tokens (`hello`, per-frame `token`), reloadable on SIGHUP.
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
 //! - [`client`]: the heartbeat client actor behind `heartwatch beat`.
 //! - [`bench`]: `heartwatch bench`, the load generator.
-//! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`]: the
-//!   plumbing.
+//! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`],
+//!   [`hangup`]: the plumbing.
 //!
 //! # Embedding
 //! ```no_run
@@ -47,12 +48,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod events;
 pub mod extension;
+pub mod hangup;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
 use clap::{Parser, Subcommand};
+use heartwatch::auth::{AuthError, Secret};
 use heartwatch::bench::BenchConfig;
 use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Report, Shutdown};
+use heartwatch::hangup::Hangups;
 use heartwatch::protocol::Proj;
 use heartwatch::{clock, logging, shutdown, Builder, ConfigLoader};
 
@@ -106,6 +108,15 @@ struct BeatArgs {
     /// The cap of the reconnect backoff.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     backoff_max: Duration,
+    /// The token to authenticate with (a `hello` after each connect). Prefer the environment
+    /// variable: a command line is visible to every user in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HEARTWATCH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// One JSON object a line instead of text.
     #[arg(long)]
     json: bool,
@@ -210,6 +221,7 @@ fn beat(args: BeatArgs) -> ExitCode {
     config.server_timeout = args.timeout;
     config.backoff_max = args.backoff_max;
     config.backoff_initial = config.backoff_initial.min(args.backoff_max);
+    config.token = args.token.filter(|t| !t.is_empty()).map(Secret::from);
     let report = Report {
         json: args.json,
         verbose: args.verbose,
@@ -236,6 +248,14 @@ impl Handler<Flush> for Printer {
     type Result = ();
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) {}
+}
+
+/// The next SIGHUP, or never if SIGHUP could not be caught.
+async fn next_hangup(hangups: &mut Option<Hangups>) {
+    match hangups {
+        Some(hangups) => hangups.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -265,6 +285,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 
     let outcome = actix_rt::System::new().block_on(async move {
+        // Before the start: from here on a SIGHUP reloads instead of killing the process.
+        let mut hangups = match Hangups::new() {
+            Ok(hangups) => Some(hangups),
+            Err(e) => {
+                log::error!("cannot wait for SIGHUP ({e}); tokens will not be reloaded");
+                None
+            }
+        };
         let server = Builder::new(config.server)
             .session(config.session)
             .auth(config.auth)
@@ -272,7 +300,21 @@ fn serve(args: ServeArgs) -> ExitCode {
             .notify(config.notify)
             .start()
             .await?;
-        match shutdown::signal().await {
+        let stop = shutdown::signal();
+        tokio::pin!(stop);
+        let stopped = loop {
+            tokio::select! {
+                stopped = &mut stop => break stopped,
+                () = next_hangup(&mut hangups) => {
+                    log::info!("SIGHUP received, reloading tokens");
+                    // Success and failure are logged by the reload itself.
+                    if let Err(AuthError::NothingToReload) = server.reload_tokens() {
+                        log::info!("SIGHUP: no auth.tokens_file is configured, nothing to reload");
+                    }
+                }
+            }
+        };
+        match stopped {
             Ok(name) => log::info!("{name} received, shutting down"),
             Err(e) => log::error!("cannot wait for signals ({e}), shutting down"),
         }

@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::auth::ReloadOutcome;
 use crate::events::OfflineReason;
 use crate::process_stats::ProcessStats;
 use crate::protocol::ErrorCode;
@@ -23,6 +24,11 @@ use crate::transport::CloseReason;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,11 +50,7 @@ pub struct Metrics {
     storage_errors: Counter,
     webhook_deliveries: Labelled<bool>,
     webhook_lost: Counter,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
+    auth_reloads: Labelled<ReloadOutcome>,
 }
 
 impl Default for Metrics {
@@ -133,11 +135,19 @@ impl Metrics {
             "Events deleted from the log (storage.max_bytes) before a webhook delivered them",
             webhook_lost.clone(),
         );
+        let auth_reloads = Labelled::register(
+            &mut registry,
+            "heartwatch_auth_reloads",
+            "Reloads of auth.tokens_file (SIGHUP), by result; a failed one keeps the previous tokens",
+            &ReloadOutcome::ALL,
+            |r| ResultLabel { result: r.as_str() },
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             storage_errors,
             webhook_deliveries,
             webhook_lost,
+            auth_reloads,
             pings,
             sessions_closed,
             registry,
@@ -188,6 +198,14 @@ impl Metrics {
     }
     pub(crate) fn session_closed(&self, reason: CloseReason) {
         self.sessions_closed.inc(reason);
+    }
+    pub(crate) fn auth_reload(&self, outcome: ReloadOutcome) {
+        self.auth_reloads.inc(outcome);
+    }
+
+    /// Token file reloads so far with `outcome`.
+    pub fn auth_reloads(&self, outcome: ReloadOutcome) -> u64 {
+        self.auth_reloads.get(outcome)
     }
 
     pub(crate) fn storage_error(&self) {
@@ -337,6 +355,7 @@ mod tests {
             "process_cpu_seconds_total ",
             "process_resident_memory_bytes ",
             "heartwatch_sessions_closed_total{reason=\"idle\"} 0",
+            "heartwatch_auth_reloads_total{result=\"failed\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

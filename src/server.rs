@@ -8,6 +8,7 @@ use actix::{Actor, Arbiter, Recipient, System};
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
+use crate::auth::{AuthError, Authenticator, Reloaded};
 use crate::config::{AuthConfig, ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
@@ -40,6 +41,9 @@ pub enum StartError {
     /// A webhook's delivery cursor could not be read or created.
     #[error("webhooks: {0}")]
     Webhook(std::io::Error),
+    /// The protocol tokens cannot be used (a bad pattern, an unreadable `auth.tokens_file`).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// `start` was called outside an actix System.
     #[error("heartwatch must be started inside a running actix System")]
     NoSystem,
@@ -90,7 +94,8 @@ impl Builder {
         self
     }
 
-    /// Who may read the HTTP API (`[auth]`); by default anyone.
+    /// Who may read the HTTP API, and which tokens heartbeat connections need (`[auth]`); by
+    /// default anyone, and none.
     pub fn auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
         self
@@ -150,6 +155,7 @@ impl Builder {
         if self.log_events {
             events.subscribe(LogSink.start().recipient());
         }
+        let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
         let (hub, stream_sender) = SseHub::new();
         events.subscribe(hub.start().recipient());
 
@@ -231,6 +237,7 @@ impl Builder {
             session: self.session,
             open: AtomicUsize::new(0),
             max_connections: config.max_connections,
+            auth: auth.clone(),
         });
         let accept = actix_rt::spawn(transport::accept_loop(
             listener,
@@ -241,6 +248,18 @@ impl Builder {
             "heartwatch listening for heartbeats on {tcp_addr}{}",
             http_addr.map_or(String::new(), |a| format!(", HTTP API on http://{a}"))
         );
+        if let Some(auth) = &auth {
+            let store = auth.current();
+            log::info!(
+                "protocol authentication on: {}{} pattern rules",
+                if store.has_global() {
+                    "a global token and "
+                } else {
+                    ""
+                },
+                store.rules()
+            );
+        }
         Ok(Running {
             tcp_addr,
             http_addr,
@@ -253,6 +272,7 @@ impl Builder {
             arbiters,
             journal,
             webhooks,
+            auth,
         })
     }
 }
@@ -270,6 +290,7 @@ pub struct Running {
     arbiters: Vec<Arbiter>,
     journal: Option<Journal>,
     webhooks: Vec<JoinHandle<()>>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl Running {
@@ -301,6 +322,18 @@ impl Running {
     /// What [`http::configure`] needs to mount the API in another actix-web `App`.
     pub fn api_state(&self) -> ApiState {
         self.api.clone()
+    }
+
+    /// Re-reads `auth.tokens_file` (what the binary does on SIGHUP) and puts its tokens in
+    /// force for every connection's next frame. On failure (unreadable file, bad pattern) the
+    /// error is logged, counted in `heartwatch_auth_reloads_total{result="failed"}` and
+    /// returned, and the previous tokens stay in force. Fails with
+    /// [`AuthError::NothingToReload`] when no tokens file is configured.
+    pub fn reload_tokens(&self) -> Result<Reloaded, AuthError> {
+        match &self.auth {
+            Some(auth) => auth.reload(),
+            None => Err(AuthError::NothingToReload),
+        }
     }
 
     /// Stops accepting, stops the HTTP API, closes every session and joins the session threads.

@@ -44,6 +44,7 @@ async fn status(server: &TestServer, path: &str, authorization: Option<&str>) ->
 async fn server_with_token() -> TestServer {
     let auth = AuthConfig {
         http_token: TOKEN.into(),
+        ..AuthConfig::default()
     };
     TestServer::start_with(Builder::new(test_config()).auth(auth)).await
 }
@@ -95,6 +96,7 @@ async fn without_a_token_configured_reads_are_open() {
 fn the_token_is_never_printed_with_the_config() {
     let auth = AuthConfig {
         http_token: TOKEN.into(),
+        ..AuthConfig::default()
     };
     assert!(!format!("{auth:?}").contains(TOKEN));
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::Secret;
 use crate::protocol::Proj;
 
 /// Settings of one [`super::HeartbeatClient`].
@@ -30,6 +31,8 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// On shutdown, how long to wait for the ack of the `offline` message.
     pub offline_wait: Duration,
+    /// The token to send in a `hello` after each connect, for a server with authentication.
+    pub token: Option<Secret>,
 }
 
 impl ClientConfig {
@@ -47,6 +50,7 @@ impl ClientConfig {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             offline_wait: Duration::from_secs(1),
+            token: None,
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum DownReason {
     ReadError,
     /// Writing failed.
     WriteError,
+    /// The server refused the token (error `unauthorized`) and closed the connection.
+    Unauthorized,
 }
 
 impl DownReason {
@@ -36,6 +38,7 @@ impl DownReason {
             DownReason::ConnectionClosed => "connection_closed",
             DownReason::ReadError => "read_error",
             DownReason::WriteError => "write_error",
+            DownReason::Unauthorized => "unauthorized",
         }
     }
 }

@@ -19,7 +19,8 @@ use super::config::ClientConfig;
 use super::event::{ClientEvent, DownReason};
 use crate::clock::{self, Instant};
 use crate::protocol::{
-    ClientFrame, EncodeError, FrameDecoder, FrameError, LineEncoder, Reply, MAX_PROJ_BYTES,
+    ClientFrame, EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Reply,
+    MAX_PROJ_BYTES,
 };
 
 /// Longest frame the client accepts from a server (acks and pings are under 200 bytes).
@@ -148,7 +149,15 @@ impl HeartbeatClient {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let reader = ctx.add_stream(FramedRead::new(read, FrameDecoder::new(MAX_REPLY_BYTES)));
-        let writer = FramedWrite::new(write, LineEncoder::new(MAX_REPLY_BYTES), ctx);
+        let mut writer = FramedWrite::new(write, LineEncoder::new(MAX_REPLY_BYTES), ctx);
+        // Before the first heartbeat; the server answers in order, so there is no need to
+        // wait for the welcome: a refused token comes back as `unauthorized` instead of an ack.
+        if let Some(token) = &self.config.token {
+            writer.write(ClientFrame::Hello {
+                token: token.clone(),
+                seq: None,
+            });
+        }
         self.connection = Some(Connection { writer, reader });
         self.backoff.reset();
         self.misses = 0;
@@ -277,8 +286,25 @@ impl StreamHandler<Result<Bytes, FrameError>> for HeartbeatClient {
                     connection.writer.write(ClientFrame::Pong { seq });
                 }
             }
+            Ok(Reply::Error {
+                code: ErrorCode::Unauthorized,
+                message,
+            }) => {
+                // The server closes the connection after it: report why, not just the close.
+                self.emit(ClientEvent::Rejected {
+                    code: ErrorCode::Unauthorized,
+                    message: message.clone(),
+                });
+                self.down(DownReason::Unauthorized, message, ctx);
+            }
             Ok(Reply::Error { code, message }) => {
                 self.emit(ClientEvent::Rejected { code, message });
+            }
+            Ok(Reply::Welcome { auth, .. }) => {
+                log::debug!(
+                    "welcome (server authentication {})",
+                    if auth { "on" } else { "off" }
+                );
             }
             Ok(Reply::Custom(_)) | Err(_) => {
                 log::debug!(

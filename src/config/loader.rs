@@ -7,6 +7,7 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat};
 
 use super::Config;
+use crate::auth::{AuthError, Authenticator};
 
 /// The compiled-in `config/default.toml`: the bottom layer, and the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -20,6 +21,9 @@ pub enum ConfigError {
     /// A source could not be read or a value could not be parsed.
     #[error("invalid configuration: {0}")]
     Source(#[from] config::ConfigError),
+    /// The protocol tokens cannot be used (a bad pattern, an unreadable `auth.tokens_file`).
+    #[error("invalid configuration: {0}")]
+    Auth(#[from] AuthError),
     /// A value parsed but is not acceptable.
     #[error("invalid configuration: {key}: {problem}")]
     Value {
@@ -180,7 +184,11 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     validate_storage(config)?;
-    validate_notify(config)
+    validate_notify(config)?;
+    // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
+    // with a configuration error instead of refusing every client.
+    Authenticator::from_config(&config.auth, None)?;
+    Ok(())
 }
 
 fn validate_storage(config: &Config) -> Result<(), ConfigError> {
@@ -329,6 +337,45 @@ mod tests {
             assert!(e.contains(needle), "{key}={value}: {e}");
             assert!(!e.contains('\n'), "{key}={value}: not one line: {e}");
         }
+    }
+
+    #[test]
+    fn proj_token_patterns_keep_their_case_and_punctuation() {
+        let dir = std::env::temp_dir().join(format!("hw-config-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("auth.toml");
+        std::fs::write(
+            &file,
+            "[auth.proj_tokens]\n\"A-*\" = \"tok-a\"\n\"svc.Db[0-9]\" = \"tok-db\"\n",
+        )
+        .unwrap();
+        let c = ConfigLoader::new()
+            .without_env()
+            .file(&file)
+            .load()
+            .unwrap();
+        let patterns: Vec<&str> = c.auth.proj_tokens.keys().map(String::as_str).collect();
+        assert_eq!(patterns, ["A-*", "svc.Db[0-9]"]);
+        assert!(c.auth.protocol_auth());
+        assert!(!format!("{:?}", c.auth).contains("tok-"), "{:?}", c.auth);
+        std::fs::write(&file, "[auth.proj_tokens]\n\"A-[\" = \"tok-a\"\n").unwrap();
+        let e = error(ConfigLoader::new().file(&file));
+        assert!(e.contains("auth.proj_tokens") && e.contains("A-["), "{e}");
+        assert!(!e.contains("tok-a") && !e.contains('\n'), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_tokens_file_is_an_error_naming_it() {
+        let e = error(ConfigLoader::new().set("auth.tokens_file", "/nonexistent/hw-tokens.toml"));
+        assert!(e.contains("auth.tokens_file"), "{e}");
+        assert!(e.contains("/nonexistent/hw-tokens.toml"), "{e}");
+        assert!(!ConfigLoader::new()
+            .without_env()
+            .load()
+            .unwrap()
+            .auth
+            .protocol_auth());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod loader;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::Deserialize;
 
 pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
 
+use crate::auth::Secret;
 pub use crate::notify::{NotifyConfig, WebhookConfig};
 pub use crate::storage::{FsyncPolicy, StorageConfig};
 use crate::supervision::TimeoutPolicy;
@@ -32,15 +34,34 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// `[auth]`: who may read.
+/// `[auth]`: who may read, and who may beat for which `proj`.
 #[derive(Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Bearer token for the HTTP API's reads; empty for none.
     pub http_token: String,
+    /// Protocol token valid for every `proj`; empty for none.
+    #[serde(default)]
+    pub token: Secret,
+    /// Protocol tokens by `proj` glob pattern.
+    #[serde(default)]
+    pub proj_tokens: BTreeMap<String, Secret>,
+    /// More `pattern = token` lines, re-read on SIGHUP; empty for none.
+    #[serde(default)]
+    pub tokens_file: PathBuf,
 }
 
-/// Never prints the token.
+impl AuthConfig {
+    /// Whether heartbeat connections need tokens: any of `token`, `proj_tokens`,
+    /// `tokens_file` is set.
+    pub fn protocol_auth(&self) -> bool {
+        !self.token.is_empty()
+            || !self.proj_tokens.is_empty()
+            || !self.tokens_file.as_os_str().is_empty()
+    }
+}
+
+/// Never prints a token: the patterns and the file are shown, the tokens only as set or not.
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
@@ -52,6 +73,9 @@ impl std::fmt::Debug for AuthConfig {
                     "<set>"
                 },
             )
+            .field("token", &self.token)
+            .field("proj_tokens", &self.proj_tokens)
+            .field("tokens_file", &self.tokens_file)
             .finish()
     }
 }

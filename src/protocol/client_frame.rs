@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::proj::Proj;
+use crate::auth::Secret;
 
 /// One frame a client sends, as one JSON line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +25,14 @@ pub enum ClientFrame {
         /// Who.
         proj: Proj,
         /// Echoed in the ack.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// Authenticates the connection (sent first, when the client has a token).
+    Hello {
+        /// The token; its `Debug` is redacted.
+        token: Secret,
+        /// Echoed in the welcome.
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
     },
@@ -53,6 +62,10 @@ mod tests {
                 seq: None,
             },
             ClientFrame::Pong { seq: 9 },
+            ClientFrame::Hello {
+                token: Secret::from("t-1"),
+                seq: None,
+            },
         ];
 
         let texts: Vec<String> = frames
@@ -75,5 +88,9 @@ mod tests {
             Request::parse(texts[2].as_bytes()).unwrap(),
             Request::Pong { seq: Some(9) }
         );
+        let (hello, token) = Request::parse_with_token(texts[3].as_bytes()).unwrap();
+        assert_eq!(hello, Request::Hello { seq: None });
+        assert_eq!(token.unwrap().as_bytes(), b"t-1");
+        assert!(!format!("{:?}", frames[3]).contains("t-1"));
     }
 }

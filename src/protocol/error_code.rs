@@ -32,11 +32,14 @@ pub enum ErrorCode {
     TooManyClients,
     /// The connection sends frames faster than `session.max_frame_rate`; the frame is dropped.
     RateLimited,
+    /// Authentication is on and the frame has no token valid for what it asks; the connection
+    /// is closed after it.
+    Unauthorized,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and metrics.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadJson,
         ErrorCode::BadUtf8,
         ErrorCode::BadType,
@@ -50,6 +53,7 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::TooManyClients,
         ErrorCode::RateLimited,
+        ErrorCode::Unauthorized,
     ];
 
     /// The code as written on the wire and in metrics labels.
@@ -68,6 +72,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::TooManyClients => "too_many_clients",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }

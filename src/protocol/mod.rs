@@ -11,6 +11,7 @@ mod error_code;
 mod proj;
 mod reply;
 mod request;
+mod token;
 
 pub use client_frame::ClientFrame;
 pub use codec::{EncodeError, FrameDecoder, FrameError, LineEncoder};
@@ -18,3 +19,4 @@ pub use error_code::ErrorCode;
 pub use proj::{Proj, ProjError, MAX_PROJ_BYTES};
 pub use reply::Reply;
 pub use request::{Request, RequestError, BUILTIN_TYPES};
+pub use token::Token;

@@ -22,6 +22,16 @@ pub enum Reply {
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+    /// The answer to a `hello`: the connection is authenticated for the `proj`s its token
+    /// covers (or, with `auth` false, the server checks no token at all).
+    Welcome {
+        /// Whether the server requires tokens. A client with a token against a server
+        /// without authentication gets `false`, and is served all the same.
+        auth: bool,
+        /// The hello's `seq`, echoed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
     /// The server probes a connection that has been silent for `session.idle_ping`; the
     /// client answers `{"type":"pong","seq":N}`.
     Ping {
@@ -75,6 +85,14 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&offline_ack).unwrap(),
             r#"{"type":"ack","proj":"P-17"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Reply::Welcome {
+                auth: true,
+                seq: Some(1)
+            })
+            .unwrap(),
+            r#"{"type":"welcome","auth":true,"seq":1}"#
         );
         assert_eq!(
             serde_json::to_string(&Reply::error(ErrorCode::BadJson, "x")).unwrap(),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::error_code::ErrorCode;
 use super::proj::Proj;
+use super::token::Token;
 
 /// A valid inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,12 @@ pub enum Request<'a> {
         /// Who leaves.
         proj: Proj,
         /// Echoed back in the ack.
+        seq: Option<u64>,
+    },
+    /// `{"type":"hello","token":..}`: authenticates the connection (its token comes beside the
+    /// request, from [`Request::parse_with_token`]).
+    Hello {
+        /// Echoed back in the welcome.
         seq: Option<u64>,
     },
     /// `{"type":"pong","seq":N}`: the answer to a server ping.
@@ -67,11 +74,19 @@ impl RequestError {
 }
 
 /// The type names the server handles itself; custom handlers may not take them.
-pub const BUILTIN_TYPES: [&str; 4] = ["heartbeat", "offline", "pong", "ping"];
+pub const BUILTIN_TYPES: [&str; 5] = ["heartbeat", "offline", "pong", "ping", "hello"];
 
 impl<'a> Request<'a> {
-    /// Parses one frame (without its line terminator).
+    /// Parses one frame (without its line terminator), ignoring any `token`.
     pub fn parse(frame: &'a [u8]) -> Result<Self, RequestError> {
+        Self::parse_with_token(frame).map(|(request, _)| request)
+    }
+
+    /// Parses one frame (without its line terminator), and returns its `token` beside it: any
+    /// frame type may carry one (docs/auth.md). A `token` that is not a string is returned as
+    /// a token that matches nothing, not as an error, so that a server without authentication
+    /// keeps ignoring the field.
+    pub fn parse_with_token(frame: &'a [u8]) -> Result<(Self, Option<Token<'a>>), RequestError> {
         let text = std::str::from_utf8(frame).map_err(|e| {
             RequestError::new(
                 ErrorCode::BadUtf8,
@@ -91,6 +106,11 @@ impl<'a> Request<'a> {
                 format!("frame is not a JSON object: {e}"),
             )
         })?;
+        let token = match envelope.token {
+            Field::Missing => None,
+            Field::Str(token) => Some(Token::new(token)),
+            _ => Some(Token::malformed()),
+        };
         let kind = match envelope.kind {
             Field::Str(kind) => kind,
             Field::Missing => return Err(RequestError::new(ErrorCode::BadType, "type is missing")),
@@ -101,21 +121,25 @@ impl<'a> Request<'a> {
                 ))
             }
         };
-        match &*kind {
-            "heartbeat" => Ok(Request::Heartbeat {
+        let request = match &*kind {
+            "heartbeat" => Request::Heartbeat {
                 proj: proj(envelope.proj)?,
                 seq: seq(envelope.seq)?,
                 timeout_ms: timeout_ms(envelope.timeout_ms)?,
-            }),
-            "offline" => Ok(Request::Offline {
+            },
+            "offline" => Request::Offline {
                 proj: proj(envelope.proj)?,
                 seq: seq(envelope.seq)?,
-            }),
-            "pong" => Ok(Request::Pong {
+            },
+            "pong" => Request::Pong {
                 seq: seq(envelope.seq)?,
-            }),
-            _ => Ok(Request::Custom { kind, frame: text }),
-        }
+            },
+            "hello" => Request::Hello {
+                seq: seq(envelope.seq)?,
+            },
+            _ => Request::Custom { kind, frame: text },
+        };
+        Ok((request, token))
     }
 }
 
@@ -177,6 +201,8 @@ struct Envelope<'a> {
     seq: Field<'a>,
     #[serde(borrow, default)]
     timeout_ms: Field<'a>,
+    #[serde(borrow, default)]
+    token: Field<'a>,
 }
 
 /// Any JSON value, reduced to what field validation needs to know about it.
@@ -317,6 +343,29 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_token_comes_beside_any_request() {
+        let (request, token) =
+            Request::parse_with_token(br#"{"type":"hello","token":"t-1","seq":3}"#).unwrap();
+        assert_eq!(request, Request::Hello { seq: Some(3) });
+        assert_eq!(token.unwrap().as_bytes(), b"t-1");
+        let (request, token) =
+            Request::parse_with_token(br#"{"type":"heartbeat","proj":"P","token":"t\u002d2"}"#)
+                .unwrap();
+        assert!(matches!(request, Request::Heartbeat { .. }));
+        assert_eq!(token.unwrap().as_bytes(), b"t-2", "unescaped");
+        let (_, token) = Request::parse_with_token(br#"{"type":"offline","proj":"P"}"#).unwrap();
+        assert!(token.is_none());
+        let (_, token) = Request::parse_with_token(br#"{"type":"pong","token":7}"#).unwrap();
+        assert_eq!(
+            token.unwrap().as_bytes(),
+            b"",
+            "a non-string token matches nothing"
+        );
+        // Without authentication the field is ignored, as before.
+        assert!(Request::parse(br#"{"type":"heartbeat","proj":"P","token":null}"#).is_ok());
     }
 
     #[test]

@@ -17,11 +17,13 @@ pub enum CloseReason {
     ReadError,
     /// Writing to the socket failed.
     WriteError,
+    /// Authentication is on and a frame had no valid token (error `unauthorized`).
+    Unauthorized,
 }
 
 impl CloseReason {
     /// Every reason, for metrics.
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::Eof,
         CloseReason::Idle,
         CloseReason::FirstFrame,
@@ -29,6 +31,7 @@ impl CloseReason {
         CloseReason::WriteBacklog,
         CloseReason::ReadError,
         CloseReason::WriteError,
+        CloseReason::Unauthorized,
     ];
 
     /// The label value.
@@ -41,6 +44,7 @@ impl CloseReason {
             CloseReason::WriteBacklog => "write_backlog",
             CloseReason::ReadError => "read_error",
             CloseReason::WriteError => "write_error",
+            CloseReason::Unauthorized => "unauthorized",
         }
     }
 }

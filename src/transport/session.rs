@@ -20,12 +20,13 @@ use tokio_util::codec::FramedRead;
 
 use super::close_reason::CloseReason;
 use super::frame_budget::FrameBudget;
+use crate::auth::{Authenticator, ConnectionAuth, Scope};
 use crate::clock::{self, Instant};
 use crate::config::SessionConfig;
 use crate::extension::{CustomFrame, HandlerContext, Handlers};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Proj, Reply, Request,
+    EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Proj, Reply, Request, Token,
 };
 use crate::supervision::{Beat, BeatError, BeatRequest, Monitor, RegistryHandle};
 
@@ -47,6 +48,8 @@ pub(crate) struct SessionServices {
     /// Connections accepted and not yet closed (for `server.max_connections`).
     pub open: AtomicUsize,
     pub max_connections: usize,
+    /// The protocol tokens; `None` when authentication is off.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 /// One connection. It answers every frame, in order: while a frame is being handled
@@ -68,6 +71,9 @@ pub struct Session {
     /// Why the session is ending, once it is known (counted in metrics when it stops).
     close_reason: Option<CloseReason>,
     closing: bool,
+    /// What this connection has proved, when authentication is on. Boxed: with it off, a
+    /// session carries one null pointer more and no check runs.
+    access: Option<Box<ConnectionAuth>>,
 }
 
 /// The server-initiated heartbeat of one connection (`session.idle_ping`).
@@ -96,6 +102,10 @@ impl Session {
                 INITIAL_READ_CAPACITY,
             ));
             let writer = FramedWrite::new(write, LineEncoder::new(services.max_write_backlog), ctx);
+            let access = services
+                .auth
+                .clone()
+                .map(|auth| Box::new(ConnectionAuth::new(auth)));
             Session {
                 peer,
                 budget: FrameBudget::full(&services.session, clock::now()),
@@ -107,14 +117,23 @@ impl Session {
                 probe: Probe::default(),
                 close_reason: None,
                 closing: false,
+                access,
             }
         });
     }
 
     fn on_frame(&mut self, frame: Bytes, ctx: &mut Context<Self>) {
+        if self.closing {
+            // Refused as unauthorized: nothing read after that is acted on.
+            return;
+        }
         self.last_read = clock::now();
-        if let Some(deadline) = self.first_frame.take() {
-            ctx.cancel_future(deadline);
+        // With authentication on, only an admitted frame meets the first-frame deadline
+        // (`admit`), so that a peer without a token cannot hold a connection with blank lines.
+        if self.access.is_none() {
+            if let Some(deadline) = self.first_frame.take() {
+                ctx.cancel_future(deadline);
+            }
         }
         if self.probe.waiting.is_some() {
             // Any frame proves the peer alive, not only the pong.
@@ -134,17 +153,39 @@ impl Session {
         if line.is_empty() {
             return;
         }
-        match Request::parse(line) {
-            Err(e) => self.reply_error(e.code, e.message),
-            Ok(Request::Heartbeat {
+        let (request, token) = match Request::parse_with_token(line) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.reply_error(e.code, e.message),
+        };
+        match request {
+            Request::Heartbeat {
                 proj,
                 seq,
                 timeout_ms,
-            }) => self.heartbeat(proj, seq, timeout_ms, ctx),
-            Ok(Request::Offline { proj, seq }) => self.offline(proj, seq, ctx),
-            // Handled above: every frame counts as an answer to a ping.
-            Ok(Request::Pong { .. }) => {}
-            Ok(Request::Custom { kind, frame }) => {
+            } => {
+                if self.admit(Scope::Proj(&proj), token.as_ref(), ctx) {
+                    self.heartbeat(proj, seq, timeout_ms, ctx);
+                }
+            }
+            Request::Offline { proj, seq } => {
+                if self.admit(Scope::Proj(&proj), token.as_ref(), ctx) {
+                    self.offline(proj, seq, ctx);
+                }
+            }
+            Request::Hello { seq } => {
+                if self.admit(Scope::Hello, token.as_ref(), ctx) {
+                    let auth = self.access.is_some();
+                    self.writer.write(Reply::Welcome { auth, seq });
+                }
+            }
+            // Every frame counts as an answer to a ping (above); this one does nothing else.
+            Request::Pong { .. } => {
+                self.admit(Scope::Pong, token.as_ref(), ctx);
+            }
+            Request::Custom { kind, frame } => {
+                if !self.admit(Scope::Custom, token.as_ref(), ctx) {
+                    return;
+                }
                 let frame = CustomFrame {
                     kind: kind.into_owned(),
                     text: frame.to_owned(),
@@ -153,6 +194,38 @@ impl Session {
                 self.custom(frame, ctx);
             }
         }
+    }
+
+    /// Whether a frame may proceed: always with authentication off; otherwise if its token or
+    /// the connection's covers `scope`. A refused frame gets `unauthorized` and the connection
+    /// is closed once that reply is flushed.
+    fn admit(
+        &mut self,
+        scope: Scope<'_>,
+        token: Option<&Token<'_>>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let Some(access) = self.access.as_deref_mut() else {
+            return true;
+        };
+        if access.admits(scope, token) {
+            if let Some(deadline) = self.first_frame.take() {
+                ctx.cancel_future(deadline);
+            }
+            return true;
+        }
+        log::info!(
+            "refusing connection from {}: {}",
+            self.peer,
+            match scope {
+                Scope::Proj(proj) => format!("no valid token for proj {:?}", proj.as_str()),
+                Scope::Hello => "hello without a valid token".into(),
+                Scope::Custom | Scope::Pong => "frame before any valid token".into(),
+            }
+        );
+        self.reply_error(ErrorCode::Unauthorized, scope.refusal());
+        self.close(CloseReason::Unauthorized, ctx);
+        false
     }
 
     fn heartbeat(

@@ -670,11 +670,13 @@ pub fn event_kind(event: &Event) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// `heartwatch` with console logging only (no log4rs file, no `log/` directory), run in the
-/// temporary directory, with no `HEARTWATCH__*` variable inherited from the caller.
+/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`) inherited
+/// from the caller.
 pub fn heartwatch_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartwatch"));
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("HEARTWATCH__") {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("HEARTWATCH__") || name_text == "HEARTWATCH_TOKEN" {
             cmd.env_remove(name);
         }
     }
@@ -903,11 +905,24 @@ pub struct BeatProcess {
 impl BeatProcess {
     /// Starts the client.
     pub fn spawn(server: SocketAddr, proj: &str, extra: &[&str]) -> Self {
+        Self::spawn_with(server, proj, &[], extra)
+    }
+
+    /// Starts the client with the environment variables `env` (e.g. `HEARTWATCH_TOKEN`).
+    pub fn spawn_with(
+        server: SocketAddr,
+        proj: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let mut cmd = heartwatch_cmd();
         cmd.args(["beat", "--server", &server.to_string(), "--proj", proj])
             .args(extra)
             .args(["--json", "-v"])
             .stdout(Stdio::piped());
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
         let mut child = cmd.spawn().expect("spawn heartwatch beat");
         let stdout = child.stdout.take().expect("piped stdout");
         let (sender, lines) = mpsc::unbounded_channel();

@@ -1,0 +1,20 @@
+//! Protocol authentication: who may beat for, or take offline, which `proj` (docs/auth.md).
+//!
+//! - [`Secret`]: a token that never prints.
+//! - [`TokenStore`]: the global token and the `pattern → token` rules, and the constant-time
+//!   check `authorize(token, proj)`.
+//! - [`tokens_file`]: reading `auth.tokens_file`.
+//! - [`Authenticator`]: the store in force, swapped whole by a reload (SIGHUP).
+//! - `ConnectionAuth`: what one connection has shown, checked by its session at every frame.
+
+mod authenticator;
+mod connection_auth;
+mod secret;
+mod token_store;
+pub mod tokens_file;
+
+pub use authenticator::{AuthError, Authenticator, ReloadOutcome, Reloaded};
+pub(crate) use connection_auth::{ConnectionAuth, Scope};
+pub use secret::Secret;
+pub use token_store::{TokenStore, TokenStoreError};
+pub use tokens_file::TokensFileError;
