@@ -239,8 +239,11 @@ async fn well_behaved_connections_are_unaffected_when_others_are_refused() {
 
 #[actix_rt::test]
 async fn pong_and_custom_frames_need_an_authenticated_connection() {
-    let echo = |_: CustomFrame, _: HandlerContext| async move {
-        let Value::Object(map) = json!({"ok": true}) else {
+    // Answers whether the frame it was given still held a token (it must not: a handler that
+    // logs its frame must not log a secret).
+    let echo = |frame: CustomFrame, _: HandlerContext| async move {
+        let saw_token = frame.text.contains("token");
+        let Value::Object(map) = json!({"ok": true, "saw_token": saw_token}) else {
             unreachable!()
         };
         HandlerReply::Ok(map)
@@ -267,7 +270,10 @@ async fn pong_and_custom_frames_need_an_authenticated_connection() {
     let reply = client
         .request(json!({"type": "status", "token": A_TOKEN}))
         .await;
-    assert_eq!(reply, json!({"ok": true, "type": "status"}));
+    assert_eq!(
+        reply,
+        json!({"ok": true, "saw_token": false, "type": "status"})
+    );
     client
         .request(json!({"type": "hello", "token": A_TOKEN}))
         .await;

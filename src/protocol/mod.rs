@@ -19,4 +19,4 @@ pub use error_code::ErrorCode;
 pub use proj::{Proj, ProjError, MAX_PROJ_BYTES};
 pub use reply::Reply;
 pub use request::{Request, RequestError, BUILTIN_TYPES};
-pub use token::Token;
+pub use token::{without_token, Token};

@@ -186,9 +186,15 @@ impl Session {
                 if !self.admit(Scope::Custom, token.as_ref(), ctx) {
                     return;
                 }
+                // A handler gets the frame without its token: a handler that logs the frame
+                // must not log a secret.
+                let text = match token {
+                    Some(_) => crate::protocol::without_token(frame),
+                    None => frame.to_owned(),
+                };
                 let frame = CustomFrame {
                     kind: kind.into_owned(),
-                    text: frame.to_owned(),
+                    text,
                     peer: self.peer,
                 };
                 self.custom(frame, ctx);
