@@ -13,6 +13,7 @@
 //! - [`http`]: the HTTP API (clients, event stream, metrics, health).
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
+//! - [`tls`]: rustls configurations (ring provider) for both listeners and the client.
 //! - [`client`]: the heartbeat client actor behind `heartwatch beat`.
 //! - [`bench`]: `heartwatch bench`, the load generator.
 //! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`]: the
@@ -59,6 +60,7 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod supervision;
+pub mod tls;
 pub mod transport;
 
 pub use config::{Config, ConfigError, ConfigLoader};

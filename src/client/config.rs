@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::protocol::Proj;
+use crate::tls::ClientTls;
 
 /// Settings of one [`super::HeartbeatClient`].
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,9 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// On shutdown, how long to wait for the ack of the `offline` message.
     pub offline_wait: Duration,
+    /// Speak TLS to a server that serves it (`tls.cert`); plaintext when `None`. The
+    /// handshake counts against `connect_timeout`.
+    pub tls: Option<ClientTls>,
 }
 
 impl ClientConfig {
@@ -47,6 +51,7 @@ impl ClientConfig {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             offline_wait: Duration::from_secs(1),
+            tls: None,
         }
     }
 }

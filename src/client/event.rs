@@ -24,6 +24,9 @@ pub enum DownReason {
     ReadError,
     /// Writing failed.
     WriteError,
+    /// The TLS handshake failed: most often a certificate the client does not trust or that
+    /// does not carry the expected name, or a server that does not speak TLS on that port.
+    TlsHandshake,
 }
 
 impl DownReason {
@@ -36,6 +39,7 @@ impl DownReason {
             DownReason::ConnectionClosed => "connection_closed",
             DownReason::ReadError => "read_error",
             DownReason::WriteError => "write_error",
+            DownReason::TlsHandshake => "tls_handshake",
         }
     }
 }

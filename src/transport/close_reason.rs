@@ -17,11 +17,15 @@ pub enum CloseReason {
     ReadError,
     /// Writing to the socket failed.
     WriteError,
+    /// The TLS handshake failed or did not finish within `tls.handshake_timeout` (a plaintext
+    /// client on a TLS port, garbage, a certificate the client refused, a silent peer). No
+    /// session was started for the connection.
+    TlsHandshake,
 }
 
 impl CloseReason {
     /// Every reason, for metrics.
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::Eof,
         CloseReason::Idle,
         CloseReason::FirstFrame,
@@ -29,6 +33,7 @@ impl CloseReason {
         CloseReason::WriteBacklog,
         CloseReason::ReadError,
         CloseReason::WriteError,
+        CloseReason::TlsHandshake,
     ];
 
     /// The label value.
@@ -41,6 +46,7 @@ impl CloseReason {
             CloseReason::WriteBacklog => "write_backlog",
             CloseReason::ReadError => "read_error",
             CloseReason::WriteError => "write_error",
+            CloseReason::TlsHandshake => "tls_handshake",
         }
     }
 }

@@ -9,6 +9,7 @@ use actix::ArbiterHandle;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::session::{Session, SessionServices};
+use super::tls_handshake::accept_tls;
 use crate::config::SessionConfig;
 use crate::protocol::{ErrorCode, Reply};
 use std::sync::atomic::Ordering;
@@ -120,6 +121,8 @@ fn tune(stream: &TcpStream, config: &SessionConfig) -> io::Result<()> {
 
 /// Moves an accepted socket to `arbiter`'s thread: a tokio socket is bound to the reactor of
 /// the thread that registered it, so it travels as a std socket and is registered again there.
+/// A TLS connection is tuned here like any other (the options belong to the TCP socket) and
+/// does its handshake on that thread.
 fn hand_over(
     stream: TcpStream,
     peer: SocketAddr,
@@ -143,7 +146,10 @@ fn hand_over(
     let counter = services.clone();
     let spawned = arbiter.spawn(async move {
         match TcpStream::from_std(std_stream) {
-            Ok(stream) => Session::start(stream, peer, services),
+            Ok(stream) => match services.tls.clone() {
+                None => Session::start(stream, peer, services),
+                Some(tls) => accept_tls(stream, peer, tls, services).await,
+            },
             Err(e) => {
                 services.open.fetch_sub(1, Ordering::Relaxed);
                 log::warn!("could not register connection from {peer}: {e}");
