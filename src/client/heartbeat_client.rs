@@ -288,8 +288,9 @@ async fn open(
         Err(e) => Err((
             DownReason::TlsHandshake,
             format!(
-                "TLS handshake with {peer} as {} failed: {e}",
-                tls.server_name.to_str()
+                "TLS handshake with {peer} as {} failed: {e}{}",
+                tls.server_name.to_str(),
+                crate::tls::hint(&e).map_or(String::new(), |h| format!(" ({h})"))
             ),
         )),
     }

@@ -78,3 +78,61 @@ impl ClientTls {
         tokio_rustls::TlsConnector::from(self.config.clone())
     }
 }
+
+/// A plain-words reading of the handshake failures an operator meets most, appended to
+/// rustls' own message (which names the variant, e.g. `UnknownIssuer`, not the fix).
+pub(crate) fn hint(error: &std::io::Error) -> Option<&'static str> {
+    use rustls::{CertificateError, Error, OtherError};
+    let rustls_error = error.get_ref()?.downcast_ref::<Error>()?;
+    let Error::InvalidCertificate(cause) = rustls_error else {
+        return None;
+    };
+    match cause {
+        CertificateError::UnknownIssuer => Some("the certificate is not signed by a trusted CA"),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            Some("the certificate has expired")
+        }
+        CertificateError::Other(OtherError(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            Some("the server presents a CA certificate (basicConstraints CA:TRUE) as its own")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_issuer_gets_a_hint_and_other_errors_do_not() {
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown);
+        assert_eq!(
+            hint(&io),
+            Some("the certificate is not signed by a trusted CA")
+        );
+        let plain = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(hint(&plain), None);
+    }
+
+    #[test]
+    fn the_server_name_must_be_a_name_or_an_address() {
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let config = Arc::new(config);
+        assert!(ClientTls::new(config.clone(), "127.0.0.1").is_ok());
+        assert!(ClientTls::new(config.clone(), "hw.example.com").is_ok());
+        let e = ClientTls::new(config, "not a name")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--server-name") && e.contains("not a name"),
+            "{e}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
+pub(crate) use client_tls::hint;
 pub use client_tls::ClientTls;
 pub use error::TlsError;
 pub use server_tls::ServerTls;
