@@ -373,6 +373,28 @@ async fn the_idle_probe_and_the_first_frame_deadline_work_over_tls() {
     server.stop().await;
 }
 
+#[actix_rt::test]
+async fn past_max_connections_a_tls_port_closes_without_a_plaintext_reply() {
+    let pki = Pki::new("full");
+    let mut config = test_config();
+    config.max_connections = 1;
+    let server = start_tls_server(config, pki.server_tls()).await;
+    let tls = pki.client_tls();
+    let mut holder = TlsClient::connect(server.tcp, &tls).await;
+    holder.heartbeat("HOLDER").await;
+
+    let mut refused = TcpStream::connect(server.tcp).await.expect("connect");
+    let answer = read_until_closed(&mut refused).await;
+    assert!(
+        answer.is_empty(),
+        "no plaintext line on a TLS port: {answer:?}"
+    );
+    let refusals = "heartwatch_frame_errors_total{code=\"too_many_connections\"}";
+    assert_eq!(https_metric(server.http, &tls, refusals).await, 1.0);
+    holder.heartbeat("HOLDER").await;
+    server.stop().await;
+}
+
 /// Forwards a client's events to the test.
 struct Events(mpsc::UnboundedSender<ClientEvent>);
 

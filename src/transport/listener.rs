@@ -84,6 +84,8 @@ pub(crate) async fn accept_loop(
 }
 
 /// Past `server.max_connections`: one error line, if the socket takes it at once, and close.
+/// With TLS on, only the close: a plaintext line would reach a TLS client as a corrupt
+/// handshake, and a handshake to say "full" would spend on the peer what the limit saves.
 fn refuse(stream: TcpStream, peer: SocketAddr, services: &SessionServices) {
     let reply = Reply::error(
         ErrorCode::TooManyConnections,
@@ -92,7 +94,8 @@ fn refuse(stream: TcpStream, peer: SocketAddr, services: &SessionServices) {
             services.max_connections
         ),
     );
-    if let Ok(mut line) = serde_json::to_vec(&reply) {
+    let plaintext = services.tls.is_none();
+    if let Some(mut line) = serde_json::to_vec(&reply).ok().filter(|_| plaintext) {
         line.push(b'\n');
         // A fresh socket's send buffer takes a short line whole; if not, closing says enough.
         let _ = stream.try_write(&line);
