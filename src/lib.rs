@@ -16,6 +16,7 @@
 //! - [`auth`]: protocol tokens (`hello`, per-frame `token`), reloadable on SIGHUP.
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
+//! - [`tls`]: rustls configurations (ring provider) for both listeners and the client.
 //! - [`client`]: the heartbeat client actor behind `heartwatch beat`.
 //! - [`bench`]: `heartwatch bench`, the load generator.
 //! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`],
@@ -66,6 +67,7 @@ pub mod server;
 pub mod shutdown;
 pub mod storage;
 pub mod supervision;
+pub mod tls;
 pub mod transport;
 
 pub use config::{Config, ConfigError, ConfigLoader};

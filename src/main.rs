@@ -13,6 +13,7 @@ use heartwatch::bench::BenchConfig;
 use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Report, Shutdown};
 use heartwatch::hangup::Hangups;
 use heartwatch::protocol::Proj;
+use heartwatch::tls::{ClientTls, ServerTls};
 use heartwatch::{clock, logging, shutdown, Builder, ConfigLoader};
 
 #[derive(Debug, Parser)]
@@ -117,6 +118,15 @@ struct BeatArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// Speak TLS to a server with `tls.cert` set; needs --ca.
+    #[arg(long, requires = "ca")]
+    tls: bool,
+    /// PEM file of the CA (or self-signed certificate) to trust for the server's certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host part of --server).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
     /// One JSON object a line instead of text.
     #[arg(long)]
     json: bool,
@@ -213,8 +223,37 @@ impl Handler<ClientEvent> for Printer {
     }
 }
 
+/// The host part of `host:port`, `[v6]:port` or a bare host: what the server's certificate is
+/// checked against unless `--server-name` says otherwise.
+fn host_of(server: &str) -> &str {
+    if let Some(rest) = server.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => host,
+        _ => server,
+    }
+}
+
 fn beat(args: BeatArgs) -> ExitCode {
+    let tls = match (&args.ca, args.tls) {
+        (Some(ca), true) => {
+            let name = args
+                .server_name
+                .as_deref()
+                .unwrap_or_else(|| host_of(&args.server));
+            match ClientTls::from_ca_file(ca, name) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("heartwatch: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+        _ => None,
+    };
     let mut config = ClientConfig::new(args.server, args.proj);
+    config.tls = tls;
     config.interval = args.interval;
     config.ack_timeout = args.ack_timeout;
     config.retries = args.retries;
@@ -279,6 +318,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Before logging and binding: a bad certificate is a configuration error, on one line.
+    let tls = match ServerTls::load(&config.tls) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("heartwatch: invalid configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     if let Err(e) = logging::init(&config.log) {
         eprintln!("heartwatch: {e}");
         return ExitCode::from(EXIT_CONFIG);
@@ -293,13 +340,15 @@ fn serve(args: ServeArgs) -> ExitCode {
                 None
             }
         };
-        let server = Builder::new(config.server)
+        let mut builder = Builder::new(config.server)
             .session(config.session)
             .auth(config.auth)
             .storage(config.storage)
-            .notify(config.notify)
-            .start()
-            .await?;
+            .notify(config.notify);
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
+        }
+        let server = builder.start().await?;
         let stop = shutdown::signal();
         tokio::pin!(stop);
         let stopped = loop {
@@ -331,4 +380,18 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     logging::flush();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn the_server_name_defaults_to_the_host_part() {
+        assert_eq!(host_of("127.0.0.1:7700"), "127.0.0.1");
+        assert_eq!(host_of("hw.example.com:7700"), "hw.example.com");
+        assert_eq!(host_of("[::1]:7700"), "::1");
+        assert_eq!(host_of("hw.example.com"), "hw.example.com");
+        assert_eq!(host_of("::1"), "::1");
+    }
 }

@@ -17,7 +17,8 @@ use crate::metrics::Metrics;
 use crate::notify::{self, NotifyConfig};
 use crate::storage::{Journal, StorageConfig, StorageError};
 use crate::supervision::RegistryHandle;
-use crate::transport::{self, SessionServices};
+use crate::tls::ServerTls;
+use crate::transport::{self, SessionServices, TlsAcceptor};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,7 @@ pub struct Builder {
     subscribers: Vec<Recipient<Event>>,
     http: bool,
     log_events: bool,
+    tls: Option<ServerTls>,
 }
 
 impl Builder {
@@ -84,6 +86,7 @@ impl Builder {
             subscribers: Vec::new(),
             http: true,
             log_events: true,
+            tls: None,
         }
     }
 
@@ -112,6 +115,13 @@ impl Builder {
     /// Webhooks (`[notify]`); they need [`Builder::storage`].
     pub fn notify(mut self, notify: NotifyConfig) -> Self {
         self.notify = Some(notify);
+        self
+    }
+
+    /// Serves TLS on both the heartbeat listener and the HTTP API (see [`ServerTls::load`]);
+    /// plaintext otherwise.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -205,12 +215,17 @@ impl Builder {
         })?;
 
         let (http_handle, http_addr) = if self.http {
-            let (server, handle, addr) = http::start(config.http, config.http_workers, api.clone())
-                .map_err(|source| StartError::Bind {
-                    what: "HTTP API",
-                    addr: config.http,
-                    source,
-                })?;
+            let (server, handle, addr) = http::start(
+                config.http,
+                config.http_workers,
+                api.clone(),
+                self.tls.as_ref(),
+            )
+            .map_err(|source| StartError::Bind {
+                what: "HTTP API",
+                addr: config.http,
+                source,
+            })?;
             actix_rt::spawn(server);
             (Some(handle), Some(addr))
         } else {
@@ -238,15 +253,25 @@ impl Builder {
             open: AtomicUsize::new(0),
             max_connections: config.max_connections,
             auth: auth.clone(),
+            tls: self.tls.as_ref().map(|tls| TlsAcceptor {
+                acceptor: tls.acceptor(),
+                handshake_timeout: tls.handshake_timeout,
+            }),
         });
         let accept = actix_rt::spawn(transport::accept_loop(
             listener,
             arbiters.iter().map(Arbiter::handle).collect(),
             services,
         ));
+        let scheme = if self.tls.is_some() {
+            log::info!("TLS on for the heartbeat listener and the HTTP API");
+            "https"
+        } else {
+            "http"
+        };
         log::info!(
             "heartwatch listening for heartbeats on {tcp_addr}{}",
-            http_addr.map_or(String::new(), |a| format!(", HTTP API on http://{a}"))
+            http_addr.map_or(String::new(), |a| format!(", HTTP API on {scheme}://{a}"))
         );
         if let Some(auth) = &auth {
             let store = auth.current();

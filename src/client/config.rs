@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::auth::Secret;
 use crate::protocol::Proj;
+use crate::tls::ClientTls;
 
 /// Settings of one [`super::HeartbeatClient`].
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,9 @@ pub struct ClientConfig {
     pub offline_wait: Duration,
     /// The token to send in a `hello` after each connect, for a server with authentication.
     pub token: Option<Secret>,
+    /// Speak TLS to a server that serves it (`tls.cert`); plaintext when `None`. The
+    /// handshake counts against `connect_timeout`.
+    pub tls: Option<ClientTls>,
 }
 
 impl ClientConfig {
@@ -51,6 +55,7 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(30),
             offline_wait: Duration::from_secs(1),
             token: None,
+            tls: None,
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum DownReason {
     WriteError,
     /// The server refused the token (error `unauthorized`) and closed the connection.
     Unauthorized,
+    /// The TLS handshake failed: most often a certificate the client does not trust or that
+    /// does not carry the expected name, or a server that does not speak TLS on that port.
+    TlsHandshake,
 }
 
 impl DownReason {
@@ -39,6 +42,7 @@ impl DownReason {
             DownReason::ReadError => "read_error",
             DownReason::WriteError => "write_error",
             DownReason::Unauthorized => "unauthorized",
+            DownReason::TlsHandshake => "tls_handshake",
         }
     }
 }

@@ -9,7 +9,7 @@ use actix::{
     ResponseFuture, Running, SpawnHandle, StreamHandler, WrapFuture,
 };
 use bytes::Bytes;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
@@ -22,6 +22,7 @@ use crate::protocol::{
     ClientFrame, EncodeError, ErrorCode, FrameDecoder, FrameError, LineEncoder, Reply,
     MAX_PROJ_BYTES,
 };
+use crate::tls::ClientTls;
 
 /// Longest frame the client accepts from a server (acks and pings are under 200 bytes).
 const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -31,10 +32,23 @@ const MAX_REPLY_BYTES: usize = 64 * 1024;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// The write half of a plaintext or a TLS connection. A client writes one heartbeat every few
+/// seconds, so one indirection per write buys a single code path for both.
+type BoxedWrite = Box<dyn AsyncWrite + Unpin>;
+
 struct Connection {
-    writer: FramedWrite<ClientFrame, OwnedWriteHalf, LineEncoder>,
+    writer: FramedWrite<ClientFrame, BoxedWrite, LineEncoder>,
     reader: SpawnHandle,
 }
+
+/// A connected socket, before it is split into the reader and the writer.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// A failed connect attempt, reported as the server being down.
+type ConnectFailure = (DownReason, String);
 
 /// The heartbeat being waited for.
 struct Outstanding {
@@ -124,12 +138,13 @@ impl HeartbeatClient {
     fn connect(&mut self, ctx: &mut Context<Self>) {
         let server = self.config.server.clone();
         let limit = self.config.connect_timeout;
-        let attempt = async move { tokio::time::timeout(limit, TcpStream::connect(server)).await };
+        let tls = self.config.tls.clone();
+        let attempt = async move { tokio::time::timeout(limit, open(server, tls)).await };
         self.connecting = Some(ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
             act.connecting = None;
             match result {
-                Ok(Ok(stream)) => act.connected(stream, ctx),
-                Ok(Err(e)) => act.down(DownReason::ConnectFailed, e.to_string(), ctx),
+                Ok(Ok((server, link))) => act.connected(server, link, ctx),
+                Ok(Err((reason, detail))) => act.down(reason, detail, ctx),
                 Err(_) => act.down(
                     DownReason::ConnectTimeout,
                     format!(
@@ -142,13 +157,20 @@ impl HeartbeatClient {
         })));
     }
 
-    fn connected(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
-        let server = stream
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let reader = ctx.add_stream(FramedRead::new(read, FrameDecoder::new(MAX_REPLY_BYTES)));
+    fn connected(&mut self, server: SocketAddr, link: Link, ctx: &mut Context<Self>) {
+        let decoder = || FrameDecoder::new(MAX_REPLY_BYTES);
+        let (reader, write): (SpawnHandle, BoxedWrite) = match link {
+            Link::Plain(stream) => {
+                let (read, write) = stream.into_split();
+                let reader = ctx.add_stream(FramedRead::new(read, decoder()));
+                (reader, Box::new(write))
+            }
+            Link::Tls(stream) => {
+                let (read, write) = tokio::io::split(*stream);
+                let reader = ctx.add_stream(FramedRead::new(read, decoder()));
+                (reader, Box::new(write))
+            }
+        };
         let mut writer = FramedWrite::new(write, LineEncoder::new(MAX_REPLY_BYTES), ctx);
         // Before the first heartbeat; the server answers in order, so there is no need to
         // wait for the welcome: a refused token comes back as `unauthorized` instead of an ack.
@@ -248,6 +270,38 @@ impl HeartbeatClient {
             ctx.cancel_future(connection.reader);
             ctx.cancel_future(connection.writer.handle());
         }
+    }
+}
+
+/// Connects to `server`, then does the TLS handshake if `tls` is set.
+async fn open(
+    server: String,
+    tls: Option<ClientTls>,
+) -> Result<(SocketAddr, Link), ConnectFailure> {
+    let stream = TcpStream::connect(server)
+        .await
+        .map_err(|e| (DownReason::ConnectFailed, e.to_string()))?;
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok((peer, Link::Plain(stream)));
+    };
+    match tls
+        .connector()
+        .connect(tls.server_name.clone(), stream)
+        .await
+    {
+        Ok(stream) => Ok((peer, Link::Tls(Box::new(stream)))),
+        Err(e) => Err((
+            DownReason::TlsHandshake,
+            format!(
+                "TLS handshake with {peer} as {} failed: {e}{}",
+                tls.server_name.to_str(),
+                crate::tls::hint(&e).map_or(String::new(), |h| format!(" ({h})"))
+            ),
+        )),
     }
 }
 

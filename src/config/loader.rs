@@ -183,6 +183,21 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "keepalive_interval and keepalive_retries must be positive when keepalive is on",
         ));
     }
+    let tls = &config.tls;
+    match (
+        tls.cert.as_os_str().is_empty(),
+        tls.key.as_os_str().is_empty(),
+    ) {
+        (false, true) => return Err(value("tls.key", "must be set when tls.cert is")),
+        (true, false) => return Err(value("tls.cert", "must be set when tls.key is")),
+        _ => {}
+    }
+    if tls.enabled() && tls.handshake_timeout.is_zero() {
+        return Err(value(
+            "tls.handshake_timeout",
+            "must be greater than zero when TLS is on",
+        ));
+    }
     validate_storage(config)?;
     validate_notify(config)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
@@ -331,6 +346,9 @@ mod tests {
             ("server.max_frame_bytes", "10", "server.max_frame_bytes"),
             ("server.typo", "1", "typo"),
             ("log.level", "loud", "log.level"),
+            ("tls.cert", "/etc/heartwatch/cert.pem", "tls.key"),
+            ("tls.key", "/etc/heartwatch/key.pem", "tls.cert"),
+            ("tls.handshake_timeout", "never", "tls.handshake_timeout"),
         ];
         for (key, value, needle) in cases {
             let e = error(ConfigLoader::new().set(key, value));
@@ -376,6 +394,20 @@ mod tests {
             .unwrap()
             .auth
             .protocol_auth());
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_needs_a_handshake_deadline() {
+        let c = ConfigLoader::new().without_env().load().unwrap();
+        assert!(!c.tls.enabled());
+        assert_eq!(c.tls.handshake_timeout, Duration::from_secs(10));
+        let e = error(
+            ConfigLoader::new()
+                .set("tls.cert", "c.pem")
+                .set("tls.key", "k.pem")
+                .set("tls.handshake_timeout", "0s"),
+        );
+        assert!(e.contains("tls.handshake_timeout"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Webhooks.
     pub notify: NotifyConfig,
+    /// TLS for both listeners.
+    pub tls: TlsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -77,6 +79,31 @@ impl std::fmt::Debug for AuthConfig {
             .field("proj_tokens", &self.proj_tokens)
             .field("tokens_file", &self.tokens_file)
             .finish()
+    }
+}
+
+/// `[tls]`: one certificate for both listeners, the heartbeat port and the HTTP API. There is
+/// deliberately no switch per listener: the API carries the same client names and addresses
+/// as the heartbeats, and the bearer token of `auth.http_token`, so encrypting only one of the
+/// two would leave exactly what TLS is meant to protect readable on the other.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first; empty: TLS off.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf certificate; empty: TLS off.
+    pub key: PathBuf,
+    /// Longest a TLS handshake may take. Bounded on its own, not by
+    /// `session.first_frame_timeout`, because that one may be off while a half-done handshake
+    /// still holds a socket and rustls state.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+impl TlsConfig {
+    /// Whether TLS is on (a certificate is configured).
+    pub fn enabled(&self) -> bool {
+        !self.cert.as_os_str().is_empty()
     }
 }
 

@@ -23,6 +23,7 @@ pub use event_stream::SseHub;
 
 use crate::metrics::Metrics;
 use crate::supervision::RegistryHandle;
+use crate::tls::ServerTls;
 
 /// What the API handlers read. Cheap to clone.
 #[derive(Clone)]
@@ -94,21 +95,30 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Binds `addr` and builds the API server. The caller spawns the returned [`Server`] and stops
-/// it through the handle; signals are left to the caller (heartwatch owns SIGINT/SIGTERM).
+/// Binds `addr` and builds the API server, over TLS when `tls` is given. The caller spawns the
+/// returned [`Server`] and stops it through the handle; signals are left to the caller
+/// (heartwatch owns SIGINT/SIGTERM).
 pub fn start(
     addr: SocketAddr,
     workers: usize,
     state: ApiState,
+    tls: Option<&ServerTls>,
 ) -> std::io::Result<(Server, ServerHandle, SocketAddr)> {
     let listener = std::net::TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
         .workers(workers)
         .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+        .shutdown_timeout(1);
+    let server = match tls {
+        // actix-web adds its ALPN protocols to the configuration it is given: a copy, so the
+        // heartbeat listener's stays without them.
+        Some(tls) => server
+            .tls_handshake_timeout(tls.handshake_timeout)
+            .listen_rustls_0_23(listener, rustls::ServerConfig::clone(&tls.config))?,
+        None => server.listen(listener)?,
+    }
+    .run();
     let handle = server.handle();
     Ok((server, handle, local))
 }

@@ -19,11 +19,15 @@ pub enum CloseReason {
     WriteError,
     /// Authentication is on and a frame had no valid token (error `unauthorized`).
     Unauthorized,
+    /// The TLS handshake failed or did not finish within `tls.handshake_timeout` (a plaintext
+    /// client on a TLS port, garbage, a certificate the client refused, a silent peer). No
+    /// session was started for the connection.
+    TlsHandshake,
 }
 
 impl CloseReason {
     /// Every reason, for metrics.
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         CloseReason::Eof,
         CloseReason::Idle,
         CloseReason::FirstFrame,
@@ -32,6 +36,7 @@ impl CloseReason {
         CloseReason::ReadError,
         CloseReason::WriteError,
         CloseReason::Unauthorized,
+        CloseReason::TlsHandshake,
     ];
 
     /// The label value.
@@ -45,6 +50,7 @@ impl CloseReason {
             CloseReason::ReadError => "read_error",
             CloseReason::WriteError => "write_error",
             CloseReason::Unauthorized => "unauthorized",
+            CloseReason::TlsHandshake => "tls_handshake",
         }
     }
 }

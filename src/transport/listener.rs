@@ -9,6 +9,7 @@ use actix::ArbiterHandle;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::session::{Session, SessionServices};
+use super::tls_handshake::accept_tls;
 use crate::config::SessionConfig;
 use crate::protocol::{ErrorCode, Reply};
 use std::sync::atomic::Ordering;
@@ -83,6 +84,8 @@ pub(crate) async fn accept_loop(
 }
 
 /// Past `server.max_connections`: one error line, if the socket takes it at once, and close.
+/// With TLS on, only the close: a plaintext line would reach a TLS client as a corrupt
+/// handshake, and a handshake to say "full" would spend on the peer what the limit saves.
 fn refuse(stream: TcpStream, peer: SocketAddr, services: &SessionServices) {
     let reply = Reply::error(
         ErrorCode::TooManyConnections,
@@ -91,7 +94,8 @@ fn refuse(stream: TcpStream, peer: SocketAddr, services: &SessionServices) {
             services.max_connections
         ),
     );
-    if let Ok(mut line) = serde_json::to_vec(&reply) {
+    let plaintext = services.tls.is_none();
+    if let Some(mut line) = serde_json::to_vec(&reply).ok().filter(|_| plaintext) {
         line.push(b'\n');
         // A fresh socket's send buffer takes a short line whole; if not, closing says enough.
         let _ = stream.try_write(&line);
@@ -120,6 +124,8 @@ fn tune(stream: &TcpStream, config: &SessionConfig) -> io::Result<()> {
 
 /// Moves an accepted socket to `arbiter`'s thread: a tokio socket is bound to the reactor of
 /// the thread that registered it, so it travels as a std socket and is registered again there.
+/// A TLS connection is tuned here like any other (the options belong to the TCP socket) and
+/// does its handshake on that thread.
 fn hand_over(
     stream: TcpStream,
     peer: SocketAddr,
@@ -143,7 +149,10 @@ fn hand_over(
     let counter = services.clone();
     let spawned = arbiter.spawn(async move {
         match TcpStream::from_std(std_stream) {
-            Ok(stream) => Session::start(stream, peer, services),
+            Ok(stream) => match services.tls.clone() {
+                None => Session::start(stream, peer, services),
+                Some(tls) => accept_tls(stream, peer, tls, services).await,
+            },
             Err(e) => {
                 services.open.fetch_sub(1, Ordering::Relaxed);
                 log::warn!("could not register connection from {peer}: {e}");

@@ -1,11 +1,13 @@
-//! Where heartbeats enter: the TCP listener and one session actor per connection.
+//! Where heartbeats enter: the TCP listener, the TLS handshake when it is on, and one session
+//! actor per connection.
 
 mod close_reason;
 mod frame_budget;
 mod listener;
 mod session;
+mod tls_handshake;
 
 pub use close_reason::CloseReason;
 pub(crate) use listener::{accept_loop, bind};
-pub use session::Session;
-pub(crate) use session::SessionServices;
+pub use session::{Session, TlsWriteHalf};
+pub(crate) use session::{SessionServices, TlsAcceptor};

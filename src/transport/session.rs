@@ -14,6 +14,7 @@ use actix::{
 use bytes::Bytes;
 use futures_util::FutureExt;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
@@ -50,16 +51,34 @@ pub(crate) struct SessionServices {
     pub max_connections: usize,
     /// The protocol tokens; `None` when authentication is off.
     pub auth: Option<Arc<Authenticator>>,
+    /// Set when the heartbeat listener serves TLS.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// A TLS session's write half: the TLS stream is split with a lock shared by both halves,
+/// which only TLS connections pay for.
+pub type TlsWriteHalf = WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// What the accept side needs to run TLS handshakes.
+#[derive(Clone)]
+pub(crate) struct TlsAcceptor {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub handshake_timeout: Duration,
 }
 
 /// One connection. It answers every frame, in order: while a frame is being handled
 /// (`ctx.wait`), the next one is not read, which also bounds the work one connection can queue.
 /// It keeps the address of the monitor of the last `proj` it carried, so steady-state
 /// heartbeats go straight to the monitor, on the same arbiter, without the registry.
-pub struct Session {
+///
+/// Generic over the socket's write half (the read half is a stream of the context and needs
+/// no type here), so that a plaintext session is exactly the code it was before TLS, with its
+/// lock-free `OwnedWriteHalf`, and a TLS session is a second instance ([`TlsWriteHalf`]), not
+/// a branch or an indirection on every read and write.
+pub struct Session<W: AsyncWrite + Unpin + 'static = OwnedWriteHalf> {
     peer: SocketAddr,
     services: Arc<SessionServices>,
-    writer: FramedWrite<Reply, OwnedWriteHalf, LineEncoder>,
+    writer: FramedWrite<Reply, W, LineEncoder>,
     monitor: Option<(Proj, Addr<Monitor>)>,
     /// When the last frame arrived: the base of the idle probe.
     last_read: Instant,
@@ -92,9 +111,32 @@ struct Probe {
 }
 
 impl Session {
-    /// Starts a session for `stream` on the current arbiter.
+    /// Starts a session for a plaintext `stream` on the current arbiter.
     pub(crate) fn start(stream: TcpStream, peer: SocketAddr, services: Arc<SessionServices>) {
         let (read, write) = stream.into_split();
+        Session::launch(read, write, peer, services);
+    }
+}
+
+impl Session<TlsWriteHalf> {
+    /// Starts a session for an established TLS `stream` on the current arbiter.
+    pub(crate) fn start_tls(
+        stream: tokio_rustls::server::TlsStream<TcpStream>,
+        peer: SocketAddr,
+        services: Arc<SessionServices>,
+    ) {
+        let (read, write) = tokio::io::split(stream);
+        Session::launch(read, write, peer, services);
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Session<W> {
+    fn launch<R: AsyncRead + Unpin + 'static>(
+        read: R,
+        write: W,
+        peer: SocketAddr,
+        services: Arc<SessionServices>,
+    ) {
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::with_capacity(
                 read,
@@ -422,7 +464,7 @@ impl Session {
     }
 }
 
-impl Actor for Session {
+impl<W: AsyncWrite + Unpin + 'static> Actor for Session<W> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -451,7 +493,7 @@ impl Actor for Session {
     }
 }
 
-impl StreamHandler<Result<Bytes, FrameError>> for Session {
+impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<Bytes, FrameError>> for Session<W> {
     fn handle(&mut self, item: Result<Bytes, FrameError>, ctx: &mut Context<Self>) {
         match item {
             Ok(frame) => self.on_frame(frame, ctx),
@@ -476,7 +518,7 @@ impl StreamHandler<Result<Bytes, FrameError>> for Session {
     }
 }
 
-impl WriteHandler<EncodeError> for Session {
+impl<W: AsyncWrite + Unpin + 'static> WriteHandler<EncodeError> for Session<W> {
     fn error(&mut self, err: EncodeError, _: &mut Context<Self>) -> Running {
         let reason = match err {
             EncodeError::Backlog { .. } => CloseReason::WriteBacklog,

@@ -421,8 +421,20 @@ impl HttpResponse {
 
 /// `GET path` with `Connection: close`, read to the end.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: connect timed out"))
+        .unwrap_or_else(|e| panic!("GET {path}: connect: {e}"));
+    http_get_over(stream, path).await
+}
+
+/// `GET path` with `Connection: close` over a connected `stream` (TCP, TLS, ...), read to
+/// the end.
+pub async fn http_get_over<S>(mut stream: S, path: &str) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
@@ -861,10 +873,14 @@ fn kill_child(child: &mut Child, stopped: bool) {
     let _ = child.wait();
 }
 
-/// Parses `... heartwatch listening for heartbeats on A, HTTP API on http://B`.
+/// Parses `... heartwatch listening for heartbeats on A, HTTP API on http://B` (or `https://B`
+/// with TLS).
 fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = line.split("listening for heartbeats on ").nth(1)?;
-    let (tcp, http) = rest.split_once(", HTTP API on http://")?;
+    let (tcp, http) = rest.split_once(", HTTP API on ")?;
+    let http = http
+        .strip_prefix("http://")
+        .or_else(|| http.strip_prefix("https://"))?;
     Some((tcp.trim().parse().ok()?, http.trim().parse().ok()?))
 }
 

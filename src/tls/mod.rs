@@ -1,0 +1,24 @@
+//! TLS with rustls, for the heartbeat listener, the HTTP API and the heartbeat client.
+//!
+//! Every configuration here is built with [`provider`], rustls' ring backend, passed
+//! explicitly: rustls' own default (aws-lc-rs) needs cmake and nasm to build, and a library
+//! must not depend on, nor install, the process-wide default provider of the application
+//! that embeds it.
+
+mod client_tls;
+mod error;
+mod server_tls;
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+pub(crate) use client_tls::hint;
+pub use client_tls::ClientTls;
+pub use error::TlsError;
+pub use server_tls::ServerTls;
+
+/// The crypto provider of every heartwatch TLS configuration: ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
