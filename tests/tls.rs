@@ -508,6 +508,52 @@ async fn serve_with_tls_and_beat_with_tls_work_end_to_end() {
     assert_eq!(gone.status, 404, "offline over TLS takes effect: {gone:?}");
 }
 
+/// Everything of issue 5 at once, as a production server would run: TLS, a protocol token,
+/// the event log. The client's `hello` goes over TLS; a client without the token is refused.
+#[actix_rt::test]
+async fn tls_with_a_token_and_the_event_log_work_together() {
+    let pki = Pki::new("binary-all");
+    let data = tempfile::tempdir().unwrap();
+    let mut env = pki.env().to_vec();
+    env.push((
+        "HEARTWATCH__AUTH__TOKEN",
+        "tls-and-token-0123456789".to_owned(),
+    ));
+    env.push((
+        "HEARTWATCH__STORAGE__PATH",
+        data.path().display().to_string(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = BinServer::spawn_with("127.0.0.1:0", &env, &[]);
+    let tls = pki.client_tls();
+    let ca = path_str(&pki.ca);
+
+    let mut beat = BeatProcess::spawn_with(
+        server.tcp,
+        "ALL-1",
+        &[("HEARTWATCH_TOKEN", "tls-and-token-0123456789")],
+        &["--interval", "200ms", "--tls", "--ca", &ca],
+    );
+    beat.expect_state("acked", IO_TIMEOUT).await;
+    let record = https_get(server.http, &tls, "/api/v1/clients/ALL-1").await;
+    assert_eq!(record.status, 200, "{record:?}");
+
+    let mut stranger = BeatProcess::spawn(server.tcp, "ALL-2", &["--tls", "--ca", &ca]);
+    let down = stranger.expect_state("down", IO_TIMEOUT).await;
+    assert_eq!(down.value["reason"], "unauthorized", "{}", down.value);
+    let refused = https_get(server.http, &tls, "/api/v1/clients/ALL-2").await;
+    assert_eq!(refused.status, 404);
+
+    // The online event is in the log (written by its own thread: poll).
+    eventually(IO_TIMEOUT, "ALL-1's online in the event log", || async {
+        std::fs::read_dir(data.path())
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .any(|text| text.contains(r#""event":"online""#) && text.contains("ALL-1"))
+    })
+    .await;
+}
+
 #[actix_rt::test]
 async fn beat_with_the_wrong_ca_reports_tls_handshake_down() {
     let pki = Pki::new("binary-wrong");
