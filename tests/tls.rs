@@ -5,20 +5,20 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
+use common::pki::{path_str, Pki};
 use common::{
     assert_ack, eventually, heartwatch_cmd, http_get_over, metric_value, parse_json, run_to_exit,
     test_config, BeatProcess, BinServer, HttpResponse, TestServer, IO_TIMEOUT,
 };
 use heartwatch::client::{ClientConfig, ClientEvent, DownReason, HeartbeatClient};
-use heartwatch::config::{ServerConfig, SessionConfig, TlsConfig};
+use heartwatch::config::{ServerConfig, SessionConfig};
 use heartwatch::protocol::Proj;
 use heartwatch::tls::{ClientTls, ServerTls};
 use heartwatch::Builder;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -30,98 +30,6 @@ use tokio_rustls::client::TlsStream;
 // ---------------------------------------------------------------------------------------------
 // Certificates
 // ---------------------------------------------------------------------------------------------
-
-/// A CA and a server certificate it signed for `localhost` and `127.0.0.1`, as PEM files in a
-/// directory of their own, removed on drop.
-struct Pki {
-    dir: PathBuf,
-    /// The CA certificate, what clients trust.
-    ca: PathBuf,
-    /// The server's certificate.
-    cert: PathBuf,
-    /// The server's private key.
-    key: PathBuf,
-}
-
-impl Pki {
-    /// Makes the files under a directory named after `name` (unique per test).
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("hw-tls-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("heartwatch test CA {name}"));
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-
-        let key = KeyPair::generate().expect("server key");
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("server params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "heartwatch test server");
-        let cert = params
-            .signed_by(&key, &ca_cert, &ca_key)
-            .expect("server certificate");
-
-        let pki = Self {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            dir,
-        };
-        std::fs::write(&pki.ca, ca_cert.pem()).expect("write CA");
-        std::fs::write(&pki.cert, cert.pem()).expect("write certificate");
-        std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
-        pki
-    }
-
-    fn tls_config(&self) -> TlsConfig {
-        TlsConfig {
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            handshake_timeout: Duration::from_secs(10),
-        }
-    }
-
-    /// What the server loads from `tls.cert` and `tls.key`.
-    fn server_tls(&self) -> ServerTls {
-        self.server_tls_with(self.tls_config())
-    }
-
-    fn server_tls_with(&self, config: TlsConfig) -> ServerTls {
-        ServerTls::load(&config)
-            .expect("certificate and key load")
-            .expect("TLS is on")
-    }
-
-    /// A client that trusts this CA and checks the name 127.0.0.1.
-    fn client_tls(&self) -> ClientTls {
-        ClientTls::from_ca_file(&self.ca, "127.0.0.1").expect("CA loads")
-    }
-
-    /// The `HEARTWATCH__TLS__*` variables of a server with this certificate.
-    fn env(&self) -> [(&'static str, String); 2] {
-        [
-            ("HEARTWATCH__TLS__CERT", path_str(&self.cert)),
-            ("HEARTWATCH__TLS__KEY", path_str(&self.key)),
-        ]
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn path_str(path: &Path) -> String {
-    path.to_str().expect("UTF-8 temp path").to_owned()
-}
 
 // ---------------------------------------------------------------------------------------------
 // A TLS client for the protocol and the API

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use common::pki::Pki;
 use common::{assert_ack, eventually, test_config, BinServer, Client, TestServer, IO_TIMEOUT};
 use heartwatch::notify::{verify, NotifyConfig, WebhookConfig};
 use heartwatch::storage::StorageConfig;
@@ -57,6 +58,21 @@ struct Receiver {
 
 impl Receiver {
     fn start(listener: TcpListener, fail: usize, fail_path: &str) -> Self {
+        Self::start_with(listener, fail, fail_path, None)
+    }
+
+    /// The receiver over HTTPS, with the certificate of `pki`.
+    fn start_tls(listener: TcpListener, pki: &Pki) -> Self {
+        let config = pki.server_tls().config;
+        Self::start_with(listener, 0, "", Some(rustls::ServerConfig::clone(&config)))
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        fail: usize,
+        fail_path: &str,
+        tls: Option<rustls::ServerConfig>,
+    ) -> Self {
         let state = Arc::new(State {
             hits: Mutex::default(),
             fail: AtomicUsize::new(fail),
@@ -68,8 +84,11 @@ impl Receiver {
                 .app_data(data.clone())
                 .default_service(web::to(record))
         })
-        .workers(1)
-        .listen(listener)
+        .workers(1);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .expect("receiver listens")
         .run();
         let handle = server.handle();
@@ -300,4 +319,46 @@ async fn a_delivery_pending_at_a_crash_is_made_after_the_restart() {
     assert_eq!(receiver.hits().len(), 1, "{:?}", receiver.hits());
     drop(second);
     receiver.stop().await;
+}
+
+#[actix_rt::test]
+async fn https_webhooks_verify_the_receiver_against_notify_ca() {
+    let pki = Pki::new("webhook");
+    let stranger = Pki::new("webhook-stranger");
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, at) = loopback_listener();
+    let receiver = Receiver::start_tls(listener, &pki);
+    let (listener, other_at) = loopback_listener();
+    let impostor = Receiver::start_tls(listener, &stranger);
+    let mut notify = notify(vec![
+        hook(format!("https://{at}/secure"), "", SECRET),
+        hook(format!("https://{other_at}/impostor"), "", SECRET),
+    ]);
+    notify.ca = pki.ca.clone();
+    let builder = Builder::new(test_config())
+        .storage(storage(dir.path()))
+        .notify(notify);
+    let server = TestServer::start_with(builder).await;
+    let mut client = server.client().await;
+    assert_ack(&client.heartbeat("TLS-1").await, "TLS-1");
+
+    eventually(IO_TIMEOUT, "the online delivered over HTTPS", || async {
+        !receiver.ok_hits("/secure").is_empty()
+    })
+    .await;
+    let hit = &receiver.ok_hits("/secure")[0];
+    assert_eq!(hit.json()["proj"], "TLS-1");
+    // A receiver whose certificate notify.ca does not vouch for never gets the event: the
+    // handshake fails before any byte of it is sent, and the delivery is retried.
+    eventually(IO_TIMEOUT, "failed attempts to the impostor", || async {
+        server
+            .metric("heartwatch_webhook_deliveries_total{result=\"failed\"}")
+            .await
+            >= 2.0
+    })
+    .await;
+    assert!(impostor.hits().is_empty(), "{:?}", impostor.hits());
+    server.stop().await;
+    receiver.stop().await;
+    impostor.stop().await;
 }

@@ -240,6 +240,11 @@ fn validate_notify(config: &Config) -> Result<(), ConfigError> {
     if notify.timeout.is_zero() {
         return Err(value("notify.timeout", "must be greater than zero"));
     }
+    if !notify.ca.as_os_str().is_empty() {
+        if let Err(e) = crate::notify::client_config(&notify.ca) {
+            return Err(value("notify.ca", e.to_string()));
+        }
+    }
     if !notify.webhook.is_empty() && !config.storage.enabled() {
         return Err(value(
             "notify.webhook",
@@ -408,6 +413,33 @@ mod tests {
                 .set("tls.handshake_timeout", "0s"),
         );
         assert!(e.contains("tls.handshake_timeout"), "{e}");
+    }
+
+    #[test]
+    fn storage_and_webhook_mistakes_name_their_key() {
+        let e = error(ConfigLoader::new().set("notify.ca", "/nonexistent/hw-ca.pem"));
+        assert!(
+            e.starts_with("notify.ca") || e.contains("notify.ca:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("/nonexistent/hw-ca.pem") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = error(ConfigLoader::new().set("storage.segment_bytes", "0"));
+        assert!(e.contains("storage.segment_bytes"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hooks.toml");
+        let hook = "[[notify.webhook]]\nurl = \"http://127.0.0.1:9/x\"\n";
+        std::fs::write(&file, format!("[storage]\npath = \"\"\n{hook}")).unwrap();
+        let e = error(ConfigLoader::new().without_env().file(&file));
+        assert!(
+            e.contains("notify.webhook") && e.contains("storage.path"),
+            "{e}"
+        );
+        std::fs::write(&file, hook.replace("http://", "ftp://")).unwrap();
+        let e = error(ConfigLoader::new().without_env().file(&file));
+        assert!(e.contains("notify.webhook.url"), "{e}");
     }
 
     #[test]

@@ -6,14 +6,17 @@
 //! order, one at a time.
 
 mod cursor;
+mod https;
 mod signature;
 mod webhook;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 pub use cursor::CursorFile;
+pub use https::{client_config, HttpsRootsError};
 pub use signature::{sign, verify, SIGNATURE_HEADER};
 pub use webhook::{Payload, Webhooks, DELIVERY_HEADER, EVENT_HEADER};
 
@@ -32,6 +35,8 @@ pub struct NotifyConfig {
     /// How long one POST may take before it counts as failed.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// PEM file of the CA(s) `https://` webhooks are verified against; empty: the system's.
+    pub ca: PathBuf,
     /// The webhooks (`[[notify.webhook]]`).
     pub webhook: Vec<WebhookConfig>,
 }

@@ -43,6 +43,8 @@ pub struct Payload<'a> {
 /// longer needed, and what a webhook has not delivered yet is still needed.
 pub struct Webhooks {
     hooks: Vec<Prepared>,
+    /// For `https://` webhooks; built once, shared by every delivery.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 struct Prepared {
@@ -57,6 +59,7 @@ struct Prepared {
 impl Webhooks {
     /// Reads (or creates) the cursor of each webhook of `config` in the log directory `dir`.
     pub fn prepare(config: &NotifyConfig, dir: &Path) -> std::io::Result<Self> {
+        let tls = super::client_config(&config.ca).map_err(std::io::Error::other)?;
         let mut hooks = Vec::new();
         for hook in &config.webhook {
             let cursor_file = CursorFile::new(dir, &hook.cursor_name())?;
@@ -70,7 +73,7 @@ impl Webhooks {
                 delivered,
             });
         }
-        Ok(Self { hooks })
+        Ok(Self { hooks, tls })
     }
 
     /// What the journal must keep: each webhook's last delivered sequence number.
@@ -113,6 +116,7 @@ impl Webhooks {
                 retry_max: config.retry_max,
                 timeout: config.timeout,
                 metrics: metrics.clone(),
+                tls: self.tls.clone(),
             };
             tasks.push(actix_rt::spawn(delivery.run(committed)));
         }
@@ -130,11 +134,13 @@ struct Delivery {
     retry_max: Duration,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Delivery {
     async fn run(mut self, mut committed: watch::Receiver<u64>) {
         let client = awc::Client::builder()
+            .connector(awc::Connector::new().rustls_0_23(self.tls.clone()))
             .timeout(self.timeout)
             .add_default_header((
                 "user-agent",

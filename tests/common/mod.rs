@@ -9,12 +9,15 @@
 //!   written against raw sockets so that the tests see exactly what goes over the wire.
 //! - [`EventLog`]: an actix subscriber that collects [`Event`]s for assertions.
 //! - [`BinServer`] and [`heartwatch_cmd`]: the built `heartwatch` binary as a child process.
+//! - [`pki::Pki`]: a CA and a server certificate made at run time (rcgen), for TLS.
 //! - [`BeatProcess`]: `heartwatch beat --json -v` as a child process, its lines read live.
 //!
 //! Every wait is bounded: I/O waits at most [`IO_TIMEOUT`], polls go through [`eventually`].
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
+
+pub mod pki;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader as StdBufReader};
