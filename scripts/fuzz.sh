@@ -69,7 +69,7 @@ for target in "${targets[@]}"; do
         "$grown" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb="$rss_mb" -timeout=10 \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
-    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' "$log" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' "$log" || true
     new="$(comm -13 <(echo "$before") <(ls "$artifacts") | sed "s|^|$artifacts/|")"
     if [[ $status -ne 0 || -n "$new" ]]; then
         echo "!! $target failed (exit $status); the end of its log:"

@@ -17,6 +17,11 @@ impl KeyCounts {
         serde_json::from_slice(json).ok()
     }
 
+    /// Whether any key occurs more than once.
+    pub fn repeats_any(&self) -> bool {
+        self.0.values().any(|n| *n > 1)
+    }
+
     /// Whether `key` occurs more than once.
     pub fn repeats(&self, key: &str) -> bool {
         self.0.get(key).is_some_and(|n| *n > 1)
