@@ -205,6 +205,11 @@ struct Envelope<'a> {
     token: Field<'a>,
 }
 
+/// How many characters of a wrongly typed string an error message quotes. The rest is cut:
+/// quoted whole, a frame-sized string would make a reply several times the frame (escaping
+/// turns the 2 bytes of U+0085 into 7), beyond the write backlog's "plus one reply".
+const QUOTED_CHARS: usize = 32;
+
 /// Any JSON value, reduced to what field validation needs to know about it.
 #[derive(Debug, Default)]
 enum Field<'a> {
@@ -223,7 +228,10 @@ enum Field<'a> {
 impl Field<'_> {
     fn describe(&self) -> String {
         match self {
-            Field::Str(s) => format!("the string {s:?}"),
+            Field::Str(s) => match s.char_indices().nth(QUOTED_CHARS) {
+                None => format!("the string {s:?}"),
+                Some((cut, _)) => format!("the string {:?}... ({} bytes)", &s[..cut], s.len()),
+            },
             Field::UInt(n) => n.to_string(),
             Field::NegInt(n) => n.to_string(),
             Field::Float(f) => format!("{f:?}"),
@@ -423,5 +431,24 @@ mod tests {
             ErrorCode::BadSeq
         );
         assert_eq!(code(r#"{"type":"offline"}"#), ErrorCode::BadProj);
+    }
+
+    /// Found by `fuzz/fuzz_targets/request_parse.rs` (seed `seq-long-string`): the message
+    /// quoted the whole string, so a 60 KB frame got an error reply of 210 KB.
+    #[test]
+    fn an_error_quotes_only_the_start_of_a_long_string() {
+        let long = "\u{85}".repeat(30_000);
+        for field in ["seq", "timeout_ms"] {
+            let frame = format!(r#"{{"type":"heartbeat","proj":"a","{field}":"{long}"}}"#);
+            let e = Request::parse(frame.as_bytes()).unwrap_err();
+            assert!(e.message.len() < 400, "{} bytes", e.message.len());
+            assert!(e.message.ends_with("... (60000 bytes)"), "{}", e.message);
+        }
+        assert_eq!(
+            Request::parse(br#"{"type":"pong","seq":"short"}"#)
+                .unwrap_err()
+                .message,
+            r#"seq must be a non-negative integer, got the string "short""#
+        );
     }
 }
