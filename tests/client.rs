@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler};
+use actix::{Actor, Addr};
+use common::ClientEvents as Events;
 use common::{event_kind, eventually, EventLog, TestServer, IO_TIMEOUT};
 use heartwatch::client::{ClientConfig, ClientEvent, DownReason, HeartbeatClient, Shutdown};
 use heartwatch::config::SessionConfig;
@@ -16,20 +17,6 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-
-/// Forwards a client's events to the test.
-struct Events(mpsc::UnboundedSender<ClientEvent>);
-
-impl Actor for Events {
-    type Context = Context<Self>;
-}
-
-impl Handler<ClientEvent> for Events {
-    type Result = ();
-    fn handle(&mut self, event: ClientEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
-}
 
 struct TestClient {
     addr: Addr<HeartbeatClient>,

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler};
+use actix::Actor;
 use common::pki::{path_str, Pki};
+use common::ClientEvents as Events;
 use common::{
     assert_ack, eventually, heartwatch_cmd, http_get_over, metric_value, parse_json, run_to_exit,
     test_config, BeatProcess, BinServer, HttpResponse, TestServer, IO_TIMEOUT,
@@ -301,20 +302,6 @@ async fn past_max_connections_a_tls_port_closes_without_a_plaintext_reply() {
     assert_eq!(https_metric(server.http, &tls, refusals).await, 1.0);
     holder.heartbeat("HOLDER").await;
     server.stop().await;
-}
-
-/// Forwards a client's events to the test.
-struct Events(mpsc::UnboundedSender<ClientEvent>);
-
-impl Actor for Events {
-    type Context = Context<Self>;
-}
-
-impl Handler<ClientEvent> for Events {
-    type Result = ();
-    fn handle(&mut self, event: ClientEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
 }
 
 /// Starts a `HeartbeatClient` of `server` with `tls`; its events.

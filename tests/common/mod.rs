@@ -876,6 +876,20 @@ fn kill_child(child: &mut Child, stopped: bool) {
     let _ = child.wait();
 }
 
+/// Forwards a `HeartbeatClient`'s events to the test.
+pub struct ClientEvents(pub mpsc::UnboundedSender<heartwatch::client::ClientEvent>);
+
+impl Actor for ClientEvents {
+    type Context = Context<Self>;
+}
+
+impl Handler<heartwatch::client::ClientEvent> for ClientEvents {
+    type Result = ();
+    fn handle(&mut self, event: heartwatch::client::ClientEvent, _: &mut Context<Self>) {
+        let _ = self.0.send(event);
+    }
+}
+
 /// Parses `... heartwatch listening for heartbeats on A, HTTP API on http://B` (or `https://B`
 /// with TLS).
 fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
