@@ -48,6 +48,7 @@ pub struct Metrics {
     pings: Counter,
     sessions_closed: Labelled<CloseReason>,
     storage_errors: Counter,
+    storage_syncs: Counter,
     webhook_deliveries: Labelled<bool>,
     webhook_lost: Counter,
     auth_reloads: Labelled<ReloadOutcome>,
@@ -120,6 +121,12 @@ impl Metrics {
             "Event log writes, syncs or segment rolls that failed",
             storage_errors.clone(),
         );
+        let storage_syncs = Counter::default();
+        registry.register(
+            "heartwatch_storage_syncs",
+            "fdatasync calls of the event log (storage.fsync); one covers a whole batch of events",
+            storage_syncs.clone(),
+        );
         let webhook_deliveries = Labelled::register(
             &mut registry,
             "heartwatch_webhook_deliveries",
@@ -145,6 +152,7 @@ impl Metrics {
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             storage_errors,
+            storage_syncs,
             webhook_deliveries,
             webhook_lost,
             auth_reloads,
@@ -211,6 +219,9 @@ impl Metrics {
     pub(crate) fn storage_error(&self) {
         self.storage_errors.inc();
     }
+    pub(crate) fn storage_synced(&self) {
+        self.storage_syncs.inc();
+    }
     pub(crate) fn webhook_delivered(&self, ok: bool) {
         self.webhook_deliveries.inc(ok);
     }
@@ -221,6 +232,10 @@ impl Metrics {
     /// Event log operations that failed so far.
     pub fn storage_errors(&self) -> u64 {
         self.storage_errors.get()
+    }
+    /// Event log syncs so far.
+    pub fn storage_syncs(&self) -> u64 {
+        self.storage_syncs.get()
     }
     /// Webhook POST attempts so far that succeeded (`ok`) or failed.
     pub fn webhook_deliveries(&self, ok: bool) -> u64 {

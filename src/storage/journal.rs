@@ -331,9 +331,12 @@ impl Writer {
             return;
         }
         if let Some(file) = &self.file {
-            if let Err(e) = file.sync_data() {
-                self.metrics.storage_error();
-                log::error!("event log {}: fsync failed: {e}", self.dir.display());
+            match file.sync_data() {
+                Ok(()) => self.metrics.storage_synced(),
+                Err(e) => {
+                    self.metrics.storage_error();
+                    log::error!("event log {}: fsync failed: {e}", self.dir.display());
+                }
             }
         }
         self.dirty = false;
