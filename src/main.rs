@@ -355,11 +355,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             tokio::select! {
                 stopped = &mut stop => break stopped,
                 () = next_hangup(&mut hangups) => {
-                    log::info!("SIGHUP received, reloading tokens");
+                    log::info!("SIGHUP received, reloading tokens and the TLS certificate");
                     // Success and failure are logged by the reload itself.
                     if let Err(AuthError::NothingToReload) = server.reload_tokens() {
                         log::info!("SIGHUP: no auth.tokens_file is configured, nothing to reload");
                     }
+                    // Logged and counted by the reload itself; the current certificate stays
+                    // on error.
+                    let _ = server.reload_tls();
                 }
             }
         };

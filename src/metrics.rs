@@ -52,6 +52,7 @@ pub struct Metrics {
     webhook_deliveries: Labelled<bool>,
     webhook_lost: Counter,
     auth_reloads: Labelled<ReloadOutcome>,
+    tls_reloads: Labelled<ReloadOutcome>,
 }
 
 impl Default for Metrics {
@@ -149,6 +150,13 @@ impl Metrics {
             &ReloadOutcome::ALL,
             |r| ResultLabel { result: r.as_str() },
         );
+        let tls_reloads = Labelled::register(
+            &mut registry,
+            "heartwatch_tls_reloads",
+            "Reloads of tls.cert and tls.key (SIGHUP), by result; a failed one keeps the current certificate",
+            &ReloadOutcome::ALL,
+            |r| ResultLabel { result: r.as_str() },
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             storage_errors,
@@ -156,6 +164,7 @@ impl Metrics {
             webhook_deliveries,
             webhook_lost,
             auth_reloads,
+            tls_reloads,
             pings,
             sessions_closed,
             registry,
@@ -206,6 +215,13 @@ impl Metrics {
     }
     pub(crate) fn session_closed(&self, reason: CloseReason) {
         self.sessions_closed.inc(reason);
+    }
+    pub(crate) fn tls_reload(&self, outcome: ReloadOutcome) {
+        self.tls_reloads.inc(outcome);
+    }
+    /// Certificate reloads so far with `outcome`.
+    pub fn tls_reloads(&self, outcome: ReloadOutcome) -> u64 {
+        self.tls_reloads.get(outcome)
     }
     pub(crate) fn auth_reload(&self, outcome: ReloadOutcome) {
         self.auth_reloads.inc(outcome);
@@ -371,6 +387,9 @@ mod tests {
             "process_resident_memory_bytes ",
             "heartwatch_sessions_closed_total{reason=\"idle\"} 0",
             "heartwatch_auth_reloads_total{result=\"failed\"} 0",
+            "heartwatch_tls_reloads_total{result=\"failed\"} 0",
+            "heartwatch_storage_syncs_total 0",
+            "heartwatch_webhook_lost_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -8,6 +8,7 @@ use actix::{Actor, Arbiter, Recipient, System};
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
+use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
 use crate::config::{AuthConfig, ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink};
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::notify::{self, NotifyConfig};
 use crate::storage::{Journal, StorageConfig, StorageError};
 use crate::supervision::RegistryHandle;
-use crate::tls::ServerTls;
+use crate::tls::{ServerTls, TlsError};
 use crate::transport::{self, SessionServices, TlsAcceptor};
 
 /// The server could not start.
@@ -298,6 +299,7 @@ impl Builder {
             journal,
             webhooks,
             auth,
+            tls: self.tls,
         })
     }
 }
@@ -316,6 +318,7 @@ pub struct Running {
     journal: Option<Journal>,
     webhooks: Vec<JoinHandle<()>>,
     auth: Option<Arc<Authenticator>>,
+    tls: Option<ServerTls>,
 }
 
 impl Running {
@@ -358,6 +361,31 @@ impl Running {
         match &self.auth {
             Some(auth) => auth.reload(),
             None => Err(AuthError::NothingToReload),
+        }
+    }
+
+    /// Re-reads `tls.cert` and `tls.key` (a renewed certificate): new connections on both
+    /// listeners get it, established ones keep theirs. On error the current certificate stays;
+    /// either way the outcome is logged and counted in `heartwatch_tls_reloads_total`.
+    /// `Ok(false)` when there is nothing to re-read (TLS off, or an application's own rustls
+    /// configuration).
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        let Some(tls) = &self.tls else {
+            return Ok(false);
+        };
+        match tls.reload() {
+            Ok(reloaded) => {
+                if reloaded {
+                    self.metrics.tls_reload(ReloadOutcome::Ok);
+                    log::info!("TLS certificate reloaded");
+                }
+                Ok(reloaded)
+            }
+            Err(e) => {
+                self.metrics.tls_reload(ReloadOutcome::Failed);
+                log::error!("TLS certificate not reloaded, the current one stays: {e}");
+                Err(e)
+            }
         }
     }
 

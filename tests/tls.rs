@@ -552,3 +552,49 @@ fn beat_with_an_unreadable_ca_exits_2_naming_it() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
 }
+
+/// A renewed certificate is served after SIGHUP, without a restart; a broken one is refused
+/// and the current certificate stays.
+#[actix_rt::test]
+async fn sighup_reloads_the_certificate_and_keeps_it_when_broken() {
+    let old = Pki::new("reload-old");
+    let new = Pki::new("reload-new");
+    let env = old.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = BinServer::spawn_with("127.0.0.1:0", &env, &[]);
+    let (old_ca, new_ca) = (old.client_tls(), new.client_tls());
+    assert!(tls_connect(server.tcp, &old_ca).await.is_ok());
+    assert!(tls_connect(server.tcp, &new_ca).await.is_err());
+    // An established session is not disturbed by the reload.
+    let mut established = TlsClient::connect(server.tcp, &old_ca).await;
+
+    // The renewal: the same paths, another certificate and key.
+    std::fs::copy(&new.cert, &old.cert).unwrap();
+    std::fs::copy(&new.key, &old.key).unwrap();
+    server.signal("HUP");
+    eventually(IO_TIMEOUT, "the new certificate served", || async {
+        tls_connect(server.tcp, &new_ca).await.is_ok()
+    })
+    .await;
+    assert!(tls_connect(server.tcp, &old_ca).await.is_err());
+    assert_ack(&established.heartbeat("ESTABLISHED").await, "ESTABLISHED");
+    let reloads = "heartwatch_tls_reloads_total{result=\"ok\"}";
+    assert_eq!(https_metric(server.http, &new_ca, reloads).await, 1.0);
+
+    // A renewal caught half-written: refused, and the current certificate stays.
+    std::fs::write(&old.cert, "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
+    server.signal("HUP");
+    let failed = "heartwatch_tls_reloads_total{result=\"failed\"}";
+    eventually(IO_TIMEOUT, "the failed reload counted", || async {
+        https_metric(server.http, &new_ca, failed).await == 1.0
+    })
+    .await;
+    assert!(tls_connect(server.tcp, &new_ca).await.is_ok());
+    assert!(
+        server
+            .stderr_so_far()
+            .iter()
+            .any(|l| l.contains("tls.cert")),
+        "the error names the setting"
+    );
+}

@@ -5,6 +5,7 @@
 //! must not depend on, nor install, the process-wide default provider of the application
 //! that embeds it.
 
+mod cert_store;
 mod client_tls;
 mod error;
 mod server_tls;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
+pub use cert_store::CertStore;
 pub(crate) use client_tls::hint;
 pub use client_tls::ClientTls;
 pub use error::TlsError;

@@ -1,12 +1,9 @@
-//! The server's certificate and key, loaded once at start and shared by both listeners.
+//! The server's TLS configuration, shared by both listeners.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
+use super::cert_store::CertStore;
 use super::{provider, TlsError};
 use crate::config::TlsConfig;
 
@@ -17,6 +14,9 @@ pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
     /// Longest a handshake may take before the connection is closed.
     pub handshake_timeout: Duration,
+    /// The certificate files, when loaded from `tls.cert`/`tls.key` (not for an application's
+    /// own configuration): what [`ServerTls::reload`] re-reads.
+    certs: Option<Arc<CertStore>>,
 }
 
 impl ServerTls {
@@ -26,23 +26,21 @@ impl ServerTls {
         if !config.enabled() {
             return Ok(None);
         }
-        let certs = load_certs(&config.cert)?;
-        let key = load_key(&config.key)?;
+        let certs = Arc::new(CertStore::load(&config.cert, &config.key)?);
         let server = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-            .map_err(|source| match source {
-                rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-                    cert: config.cert.clone(),
-                    key: config.key.clone(),
-                },
-                source => TlsError::Rejected {
-                    setting: "tls.key",
-                    path: config.key.clone(),
-                    source,
-                },
-            })?;
-        Ok(Some(Self::new(Arc::new(server), config.handshake_timeout)))
+            .map_err(|source| TlsError::Rejected {
+                setting: "tls.key",
+                path: config.key.clone(),
+                source,
+            })?
+            .with_no_client_auth()
+            .with_cert_resolver(certs.clone());
+        Ok(Some(Self {
+            config: Arc::new(server),
+            handshake_timeout: config.handshake_timeout,
+            certs: Some(certs),
+        }))
     }
 
     /// Serves an application's own rustls configuration (for embedding).
@@ -50,6 +48,17 @@ impl ServerTls {
         Self {
             config,
             handshake_timeout,
+            certs: None,
+        }
+    }
+
+    /// Re-reads `tls.cert` and `tls.key` (see [`CertStore`]): new connections get the new
+    /// certificate; on error the current one stays. `Ok(false)` for an application's own
+    /// configuration, which has no files to re-read.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        match &self.certs {
+            Some(certs) => certs.reload().map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -57,21 +66,4 @@ impl ServerTls {
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
-}
-
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = |e| TlsError::from_pem("tls.cert", path, "certificate", e);
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(pem)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(pem)?;
-    if certs.is_empty() {
-        return Err(pem(rustls::pki_types::pem::Error::NoItemsFound));
-    }
-    Ok(certs)
-}
-
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| TlsError::from_pem("tls.key", path, "private key", e))
 }
