@@ -6,8 +6,10 @@ mod frame_budget;
 mod listener;
 mod session;
 mod tls_handshake;
+mod tls_write;
 
 pub use close_reason::CloseReason;
 pub(crate) use listener::{accept_loop, bind};
 pub use session::{Session, TlsWriteHalf};
 pub(crate) use session::{SessionServices, TlsAcceptor};
+pub use tls_write::TlsWrite;

@@ -1,7 +1,9 @@
 //! The session: one actor per TCP connection, speaking protocol v1.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +16,14 @@ use actix::{
 use bytes::Bytes;
 use futures_util::FutureExt;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::close_reason::CloseReason;
 use super::frame_budget::FrameBudget;
+use super::tls_write::TlsWrite;
 use crate::auth::{Authenticator, ConnectionAuth, Scope};
 use crate::clock::{self, Instant};
 use crate::config::SessionConfig;
@@ -57,7 +60,7 @@ pub(crate) struct SessionServices {
 
 /// A TLS session's write half: the TLS stream is split with a lock shared by both halves,
 /// which only TLS connections pay for.
-pub type TlsWriteHalf = WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>;
+pub type TlsWriteHalf = TlsWrite;
 
 /// What the accept side needs to run TLS handshakes.
 #[derive(Clone)]
@@ -93,6 +96,9 @@ pub struct Session<W: AsyncWrite + Unpin + 'static = OwnedWriteHalf> {
     /// What this connection has proved, when authentication is on. Boxed: with it off, a
     /// session carries one null pointer more and no check runs.
     access: Option<Box<ConnectionAuth>>,
+    /// Set on close, for a TLS session: its writer then ends the stream with `close_notify`
+    /// (see [`TlsWrite`]).
+    close_notify: Option<Rc<Cell<bool>>>,
 }
 
 /// The server-initiated heartbeat of one connection (`session.idle_ping`).
@@ -114,7 +120,7 @@ impl Session {
     /// Starts a session for a plaintext `stream` on the current arbiter.
     pub(crate) fn start(stream: TcpStream, peer: SocketAddr, services: Arc<SessionServices>) {
         let (read, write) = stream.into_split();
-        Session::launch(read, write, peer, services);
+        Session::launch(read, write, None, peer, services);
     }
 }
 
@@ -126,7 +132,9 @@ impl Session<TlsWriteHalf> {
         services: Arc<SessionServices>,
     ) {
         let (read, write) = tokio::io::split(stream);
-        Session::launch(read, write, peer, services);
+        let write = TlsWrite::new(write);
+        let close_notify = Some(write.closer());
+        Session::launch(read, write, close_notify, peer, services);
     }
 }
 
@@ -134,6 +142,7 @@ impl<W: AsyncWrite + Unpin + 'static> Session<W> {
     fn launch<R: AsyncRead + Unpin + 'static>(
         read: R,
         write: W,
+        close_notify: Option<Rc<Cell<bool>>>,
         peer: SocketAddr,
         services: Arc<SessionServices>,
     ) {
@@ -160,6 +169,7 @@ impl<W: AsyncWrite + Unpin + 'static> Session<W> {
                 close_reason: None,
                 closing: false,
                 access,
+                close_notify,
             }
         });
     }
@@ -441,8 +451,7 @@ impl<W: AsyncWrite + Unpin + 'static> Session<W> {
                 "closing connection from {}: {unanswered} pings unanswered",
                 self.peer
             );
-            self.close_reason = Some(CloseReason::Idle);
-            return ctx.stop();
+            return self.close(CloseReason::Idle, ctx);
         }
         let seq = self.probe.next_seq;
         self.probe.next_seq += 1;
@@ -459,6 +468,9 @@ impl<W: AsyncWrite + Unpin + 'static> Session<W> {
             return;
         }
         self.closing = true;
+        if let Some(close_notify) = &self.close_notify {
+            close_notify.set(true);
+        }
         self.writer.close();
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
@@ -474,8 +486,7 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Session<W> {
         if !config.first_frame_timeout.is_zero() {
             self.first_frame = Some(ctx.run_later(config.first_frame_timeout, |act, ctx| {
                 log::debug!("closing connection from {}: no frame in time", act.peer);
-                act.close_reason = Some(CloseReason::FirstFrame);
-                ctx.stop();
+                act.close(CloseReason::FirstFrame, ctx);
             }));
         }
         if !config.idle_ping.is_zero() {
