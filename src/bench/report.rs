@@ -55,6 +55,10 @@ pub struct BenchReport {
     pub server: String,
     /// Clients asked for.
     pub clients: usize,
+    /// Whether the clients spoke TLS.
+    pub tls: bool,
+    /// Whether each connection authenticated with a `hello` token.
+    pub token: bool,
     /// Heartbeat interval, in milliseconds.
     pub interval_ms: u64,
     /// Measured window, in seconds.
@@ -87,10 +91,16 @@ impl BenchReport {
                 p.p50, p.p99, p.p999, p.max
             )
         };
+        let over = match (self.tls, self.token) {
+            (false, false) => "",
+            (true, false) => " over TLS",
+            (false, true) => " with a hello token",
+            (true, true) => " over TLS with a hello token",
+        };
         let _ = writeln!(
             out,
-            "heartwatch bench: {} clients on {}, one heartbeat every {} ms, {:.1} s measured",
-            self.clients, self.server, self.interval_ms, self.window_s
+            "heartwatch bench: {} clients on {}{}, one heartbeat every {} ms, {:.1} s measured",
+            self.clients, self.server, over, self.interval_ms, self.window_s
         );
         let _ = writeln!(
             out,
