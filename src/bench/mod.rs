@@ -149,6 +149,7 @@ async fn run_async(config: Arc<BenchConfig>) -> Result<BenchReport, BenchError> 
                     / established.max(1) as f64,
                 cpu_seconds: cpu,
                 cpu_seconds_per_100k: cpu / (acked.max(1) as f64 / 100_000.0),
+                cpu_seconds_before_window: s0.cpu_seconds - base.cpu_seconds,
             })
         }
         _ => None,

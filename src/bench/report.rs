@@ -31,6 +31,9 @@ pub struct ServerCost {
     pub cpu_seconds: f64,
     /// CPU seconds per 100,000 acked heartbeats.
     pub cpu_seconds_per_100k: f64,
+    /// CPU seconds the server used from before the first connect to the start of the window:
+    /// the connects (and TLS handshakes, and hellos) plus the warm-up's heartbeats.
+    pub cpu_seconds_before_window: f64,
 }
 
 /// Hung-client detection: offline event time − (last heartbeat + timeout).
@@ -134,8 +137,8 @@ impl BenchReport {
                 );
                 let _ = writeln!(
                     out,
-                    "  server CPU        {:.2} s in the window, {:.3} s per 100k heartbeats",
-                    c.cpu_seconds, c.cpu_seconds_per_100k
+                    "  server CPU        {:.2} s in the window, {:.3} s per 100k heartbeats ({:.2} s before it: connects, warm-up)",
+                    c.cpu_seconds, c.cpu_seconds_per_100k, c.cpu_seconds_before_window
                 );
             }
             None => {
