@@ -84,6 +84,24 @@ struct BenchArgs {
     /// Permit a server outside 127.0.0.0/8.
     #[arg(long)]
     allow_remote: bool,
+    /// Speak TLS (a handshake per connection) to a server with `tls.cert` set; needs --ca.
+    #[arg(long, requires = "ca")]
+    tls: bool,
+    /// PEM file of the CA (or self-signed certificate) to trust for the server's certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the IP address of --server).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
+    /// The token every connection sends in a `hello` after connecting, before its first
+    /// heartbeat. Prefer the environment variable: a command line is visible in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HEARTWATCH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,7 +186,23 @@ fn main() -> ExitCode {
 }
 
 fn bench(args: BenchArgs) -> ExitCode {
+    let tls = match (&args.ca, args.tls) {
+        (Some(ca), true) => {
+            let ip = args.server.ip().to_string();
+            let name = args.server_name.as_deref().unwrap_or(&ip);
+            match ClientTls::from_ca_file(ca, name) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("heartwatch: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+        _ => None,
+    };
     let mut config = BenchConfig::new(args.server);
+    config.tls = tls;
+    config.token = args.token.filter(|t| !t.is_empty()).map(Secret::from);
     config.clients = args.clients;
     config.interval = args.interval;
     config.duration = args.duration;

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::auth::Secret;
+use crate::tls::ClientTls;
+
 /// Settings of one benchmark run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
@@ -35,6 +38,11 @@ pub struct BenchConfig {
     pub proj_prefix: String,
     /// Permits a server address outside 127.0.0.0/8.
     pub allow_remote: bool,
+    /// Speak TLS: every connection does a handshake before its first frame.
+    pub tls: Option<ClientTls>,
+    /// Authenticate: every connection sends one `hello` with this token and waits for the
+    /// `welcome` before its first heartbeat (the way of persistent clients, docs/auth.md).
+    pub token: Option<Secret>,
 }
 
 impl BenchConfig {
@@ -55,6 +63,8 @@ impl BenchConfig {
             sources: 200,
             proj_prefix: "bench-".into(),
             allow_remote: false,
+            tls: None,
+            token: None,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The load: one task per client, each a persistent connection beating every interval.
+//! The load: one task per client, each a persistent connection beating every interval,
+//! over plaintext or TLS, with or without a `hello` token.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,12 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::config::BenchConfig;
+use crate::auth::Secret;
+use crate::protocol::ClientFrame;
+
+/// Longest a client's connect (and TLS handshake) may take before it counts as failed.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// When the measured window is.
 #[derive(Debug, Clone, Copy)]
@@ -96,27 +102,60 @@ impl Client {
         Ok(stream)
     }
 
-    /// Connects, beats until told to stop, then leaves with `offline` (unless it hung).
-    pub async fn run(mut self) {
-        let stream = match timeout(Duration::from_secs(10), self.connect()).await {
+    /// A connection that did not become ready to beat: counted as failed, with its reason.
+    fn failed(&self, kind: &str) {
+        self.tally.failed.fetch_add(1, Ordering::Relaxed);
+        self.tally.error(kind);
+    }
+
+    /// Connects (and shakes hands, with TLS), then beats on the connection. The connect and
+    /// the handshake share one deadline. Each client is its own task, so a slow handshake
+    /// delays only its client, never the ramp.
+    pub async fn run(self) {
+        let deadline = Instant::now() + CONNECT_LIMIT;
+        let stream = match timeout_at(deadline, self.connect()).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                self.tally.failed.fetch_add(1, Ordering::Relaxed);
-                self.tally.error(&format!("connect: {}", e.kind()));
-                return;
-            }
-            Err(_) => {
-                self.tally.failed.fetch_add(1, Ordering::Relaxed);
-                self.tally.error("connect: timed out");
-                return;
-            }
+            Ok(Err(e)) => return self.failed(&format!("connect: {}", e.kind())),
+            Err(_) => return self.failed("connect: timed out"),
         };
-        self.tally.established.fetch_add(1, Ordering::Relaxed);
-        let (read, mut write) = stream.into_split();
+        match self.config.tls.clone() {
+            None => {
+                // Plaintext: the tokio halves, as before TLS existed in the bench.
+                let (read, write) = stream.into_split();
+                self.beat(read, write).await;
+            }
+            Some(tls) => {
+                let handshake = tls.connector().connect(tls.server_name.clone(), stream);
+                match timeout_at(deadline, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let (read, write) = tokio::io::split(stream);
+                        self.beat(read, write).await;
+                    }
+                    Ok(Err(e)) => self.failed(&handshake_error(&e)),
+                    Err(_) => self.failed("tls handshake: timed out"),
+                }
+            }
+        }
+    }
+
+    /// Says `hello` if the run has a token, beats until told to stop, then leaves with
+    /// `offline` (unless it hung). Generic rather than boxed, so that the plaintext path is
+    /// the same code as before TLS.
+    async fn beat<R, W>(mut self, read: R, mut write: W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut reader = BufReader::with_capacity(512, read);
+        let mut line = String::with_capacity(256);
+        if let Some(token) = &self.config.token {
+            if let Err(kind) = self.hello(token, &mut reader, &mut write, &mut line).await {
+                return self.failed(&format!("hello: {kind}"));
+            }
+        }
+        self.tally.established.fetch_add(1, Ordering::Relaxed);
         let proj = self.proj();
         let timeout_ms = self.config.timeout.as_millis();
-        let mut line = String::with_capacity(256);
         let mut frame = String::with_capacity(128);
         let mut seq = 0u64;
         let mut next = Instant::now();
@@ -147,7 +186,7 @@ impl Client {
             if measured {
                 self.tally.offered.fetch_add(1, Ordering::Relaxed);
             }
-            if let Err(e) = write.write_all(frame.as_bytes()).await {
+            if let Err(e) = send(&mut write, frame.as_bytes()).await {
                 self.tally.error(&format!("write: {}", e.kind()));
                 return;
             }
@@ -179,16 +218,52 @@ impl Client {
             }
         }
         let offline = format!("{{\"type\":\"offline\",\"proj\":\"{proj}\"}}\n");
-        let _ = write.write_all(offline.as_bytes()).await;
+        let _ = send(&mut write, offline.as_bytes()).await;
+        // Over TLS, a `close_notify`: without it the server ends the session as a read error.
+        let _ = write.shutdown().await;
+    }
+
+    /// Sends `{"type":"hello","token":..}` and waits for the `welcome`. Once per connection,
+    /// so it may allocate.
+    async fn hello<R, W>(
+        &self,
+        token: &Secret,
+        reader: &mut BufReader<R>,
+        write: &mut W,
+        line: &mut String,
+    ) -> Result<(), String>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let hello = ClientFrame::Hello {
+            token: token.clone(),
+            seq: None,
+        };
+        let mut frame = serde_json::to_string(&hello).map_err(|e| format!("encode: {e}"))?;
+        frame.push('\n');
+        send(write, frame.as_bytes())
+            .await
+            .map_err(|e| format!("write: {}", e.kind()))?;
+        self.answer(reader, write, line).await?;
+        if line.contains(r#""type":"welcome""#) {
+            Ok(())
+        } else {
+            Err("no welcome".into())
+        }
     }
 
     /// Reads until the answer to the heartbeat just sent; answers pings on the way.
-    async fn answer(
+    async fn answer<R, W>(
         &self,
-        reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-        write: &mut tokio::net::tcp::OwnedWriteHalf,
+        reader: &mut BufReader<R>,
+        write: &mut W,
         line: &mut String,
-    ) -> Result<(), String> {
+    ) -> Result<(), String>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         loop {
             line.clear();
             match timeout(self.config.ack_timeout, reader.read_line(line)).await {
@@ -208,8 +283,7 @@ impl Client {
                     })
                     .unwrap_or(0);
                 let pong = format!("{{\"type\":\"pong\",\"seq\":{seq}}}\n");
-                write
-                    .write_all(pong.as_bytes())
+                send(write, pong.as_bytes())
                     .await
                     .map_err(|e| format!("write: {}", e.kind()))?;
                 continue;
@@ -226,5 +300,24 @@ impl Client {
             // floor answers with the heartbeat itself).
             return Ok(());
         }
+    }
+}
+
+/// Writes `bytes` and flushes them. Over plaintext the flush does nothing; over TLS it makes
+/// sure the record has left rustls' buffer for the socket.
+async fn send<W: AsyncWrite + Unpin>(write: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    write.write_all(bytes).await?;
+    write.flush().await
+}
+
+/// The error kind of a failed handshake: rustls' reason (e.g. `invalid peer certificate:
+/// UnknownIssuer`), or the I/O error's kind (a reset, an end of file).
+fn handshake_error(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => format!("tls handshake: {tls}"),
+        None => format!("tls handshake: {}", e.kind()),
     }
 }

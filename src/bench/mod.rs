@@ -1,8 +1,9 @@
 //! `heartwatch bench`: a load generator that ships with the product, for operators who load
 //! test their deployments (as redis-benchmark or emqtt-bench do for theirs).
 //!
-//! It opens many persistent connections (ramped, over several 127.0.0.x source addresses),
-//! beats on each every interval with jitter, measures ack latency, optionally silences a
+//! It opens many persistent connections (ramped, over several 127.0.0.x source addresses;
+//! optionally over TLS and authenticated with a `hello` token), beats on each every interval
+//! with jitter, measures ack latency, optionally silences a
 //! fraction of the clients and measures how late the server declares them offline, and reads
 //! the server's CPU and memory. Every loop is bounded in count and time.
 
@@ -148,6 +149,7 @@ async fn run_async(config: Arc<BenchConfig>) -> Result<BenchReport, BenchError> 
                     / established.max(1) as f64,
                 cpu_seconds: cpu,
                 cpu_seconds_per_100k: cpu / (acked.max(1) as f64 / 100_000.0),
+                cpu_seconds_before_window: s0.cpu_seconds - base.cpu_seconds,
             })
         }
         _ => None,
@@ -172,6 +174,8 @@ async fn run_async(config: Arc<BenchConfig>) -> Result<BenchReport, BenchError> 
     Ok(BenchReport {
         server: config.server.to_string(),
         clients: config.clients,
+        tls: config.tls.is_some(),
+        token: config.token.is_some(),
         interval_ms: config.interval.as_millis() as u64,
         window_s,
         established,

@@ -31,6 +31,9 @@ pub struct ServerCost {
     pub cpu_seconds: f64,
     /// CPU seconds per 100,000 acked heartbeats.
     pub cpu_seconds_per_100k: f64,
+    /// CPU seconds the server used from before the first connect to the start of the window:
+    /// the connects (and TLS handshakes, and hellos) plus the warm-up's heartbeats.
+    pub cpu_seconds_before_window: f64,
 }
 
 /// Hung-client detection: offline event time − (last heartbeat + timeout).
@@ -55,6 +58,10 @@ pub struct BenchReport {
     pub server: String,
     /// Clients asked for.
     pub clients: usize,
+    /// Whether the clients spoke TLS.
+    pub tls: bool,
+    /// Whether each connection authenticated with a `hello` token.
+    pub token: bool,
     /// Heartbeat interval, in milliseconds.
     pub interval_ms: u64,
     /// Measured window, in seconds.
@@ -87,10 +94,16 @@ impl BenchReport {
                 p.p50, p.p99, p.p999, p.max
             )
         };
+        let over = match (self.tls, self.token) {
+            (false, false) => "",
+            (true, false) => " over TLS",
+            (false, true) => " with a hello token",
+            (true, true) => " over TLS with a hello token",
+        };
         let _ = writeln!(
             out,
-            "heartwatch bench: {} clients on {}, one heartbeat every {} ms, {:.1} s measured",
-            self.clients, self.server, self.interval_ms, self.window_s
+            "heartwatch bench: {} clients on {}{}, one heartbeat every {} ms, {:.1} s measured",
+            self.clients, self.server, over, self.interval_ms, self.window_s
         );
         let _ = writeln!(
             out,
@@ -124,8 +137,8 @@ impl BenchReport {
                 );
                 let _ = writeln!(
                     out,
-                    "  server CPU        {:.2} s in the window, {:.3} s per 100k heartbeats",
-                    c.cpu_seconds, c.cpu_seconds_per_100k
+                    "  server CPU        {:.2} s in the window, {:.3} s per 100k heartbeats ({:.2} s before it: connects, warm-up)",
+                    c.cpu_seconds, c.cpu_seconds_per_100k, c.cpu_seconds_before_window
                 );
             }
             None => {
