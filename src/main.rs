@@ -185,20 +185,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// The client side of `--tls --ca FILE [--server-name NAME]` (clap makes `--tls` and `--ca`
+/// require each other): the name to verify defaults to `default_name`. A CA file that cannot
+/// be used is a usage error (exit 2), printed on one line.
+fn client_tls(
+    tls: bool,
+    ca: Option<&std::path::Path>,
+    server_name: Option<&str>,
+    default_name: &str,
+) -> Result<Option<ClientTls>, ExitCode> {
+    let (true, Some(ca)) = (tls, ca) else {
+        return Ok(None);
+    };
+    ClientTls::from_ca_file(ca, server_name.unwrap_or(default_name))
+        .map(Some)
+        .map_err(|e| {
+            eprintln!("heartwatch: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+}
+
 fn bench(args: BenchArgs) -> ExitCode {
-    let tls = match (&args.ca, args.tls) {
-        (Some(ca), true) => {
-            let ip = args.server.ip().to_string();
-            let name = args.server_name.as_deref().unwrap_or(&ip);
-            match ClientTls::from_ca_file(ca, name) {
-                Ok(tls) => Some(tls),
-                Err(e) => {
-                    eprintln!("heartwatch: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            }
-        }
-        _ => None,
+    let ip = args.server.ip().to_string();
+    let tls = match client_tls(
+        args.tls,
+        args.ca.as_deref(),
+        args.server_name.as_deref(),
+        &ip,
+    ) {
+        Ok(tls) => tls,
+        Err(code) => return code,
     };
     let mut config = BenchConfig::new(args.server);
     config.tls = tls;
@@ -270,21 +286,15 @@ fn host_of(server: &str) -> &str {
 }
 
 fn beat(args: BeatArgs) -> ExitCode {
-    let tls = match (&args.ca, args.tls) {
-        (Some(ca), true) => {
-            let name = args
-                .server_name
-                .as_deref()
-                .unwrap_or_else(|| host_of(&args.server));
-            match ClientTls::from_ca_file(ca, name) {
-                Ok(tls) => Some(tls),
-                Err(e) => {
-                    eprintln!("heartwatch: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            }
-        }
-        _ => None,
+    let host = host_of(&args.server);
+    let tls = match client_tls(
+        args.tls,
+        args.ca.as_deref(),
+        args.server_name.as_deref(),
+        host,
+    ) {
+        Ok(tls) => tls,
+        Err(code) => return code,
     };
     let mut config = ClientConfig::new(args.server, args.proj);
     config.tls = tls;
