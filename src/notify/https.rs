@@ -1,22 +1,14 @@
 //! Whom a webhook delivery trusts over `https://`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 
 /// The trusted roots of `https://` webhooks could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsRootsError {
     /// `notify.ca` could not be read or holds no certificate.
-    #[error("cannot read the certificates of {}: {reason}", path.display())]
-    Ca {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Ca(#[from] crate::tls::TlsError),
     /// rustls refused the configuration.
     #[error("TLS configuration refused: {0}")]
     Rustls(#[from] rustls::Error),
@@ -37,18 +29,7 @@ pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, HttpsRootsE
             );
         }
     } else {
-        let fail = |reason: String| HttpsRootsError::Ca {
-            path: ca.to_owned(),
-            reason,
-        };
-        let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(|e| fail(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(fail("no certificate in the file".to_owned()));
-        }
-        for cert in certs {
+        for cert in crate::tls::read_certs("notify.ca", ca)? {
             roots.add(cert)?;
         }
     }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::{provider, TlsError};
+use super::{provider, read_certs, TlsError};
 
 /// `tls.cert` and `tls.key`, re-read on demand (SIGHUP in the binary).
 ///
@@ -56,7 +56,7 @@ impl ResolvesServerCert for CertStore {
 }
 
 fn read(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
-    let certs = load_certs(cert)?;
+    let certs = read_certs("tls.cert", cert)?;
     let der = load_key(key)?;
     let signing = provider
         .key_provider
@@ -79,18 +79,6 @@ fn read(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
         },
     })?;
     Ok(certified)
-}
-
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = |e| TlsError::from_pem("tls.cert", path, "certificate", e);
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(pem)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(pem)?;
-    if certs.is_empty() {
-        return Err(pem(rustls::pki_types::pem::Error::NoItemsFound));
-    }
-    Ok(certs)
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {

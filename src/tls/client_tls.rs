@@ -3,10 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
-use super::{provider, TlsError};
+use super::{provider, read_certs, TlsError};
 
 /// A client's TLS settings. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -32,14 +31,7 @@ impl ClientTls {
     /// with a private CA or a self-signed certificate, and trusting every public CA for it
     /// would only widen who can impersonate it.
     pub fn from_ca_file(ca: &Path, server_name: &str) -> Result<Self, TlsError> {
-        let pem = |e| TlsError::from_pem("--ca", ca, "certificate", e);
-        let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(pem)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(pem)?;
-        if certs.is_empty() {
-            return Err(pem(rustls::pki_types::pem::Error::NoItemsFound));
-        }
+        let certs = read_certs("--ca", ca)?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in certs {
             roots.add(cert).map_err(|source| TlsError::Rejected {
