@@ -24,6 +24,9 @@ use crate::protocol::Proj;
 /// Records written in one `write` at most; the rest waits for the next round.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
+/// At most one storage error logged per this period (all are counted).
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
 enum Command {
     Append(Event, Duration),
     Snapshot(Vec<RecoveredClient>),
@@ -111,6 +114,8 @@ impl Journal {
             committed: committed_tx,
             holds: holds.clone(),
             metrics,
+            last_error_log: None,
+            errors_unlogged: 0,
         };
         writer.roll()?;
         let (sender, receiver) = mpsc::channel();
@@ -216,6 +221,9 @@ struct Writer {
     committed: watch::Sender<u64>,
     holds: Holds,
     metrics: Arc<Metrics>,
+    /// When a failure was last logged, and how many were not logged since.
+    last_error_log: Option<std::time::Instant>,
+    errors_unlogged: u64,
 }
 
 impl Writer {
@@ -312,12 +320,12 @@ impl Writer {
                 }
             }
             Err(e) => {
-                self.metrics.storage_error();
-                log::error!(
+                let message = format!(
                     "event log {}: write failed, {} byte(s) of events lost: {e}",
                     self.dir.display(),
                     self.buf.len()
                 );
+                self.failed(message);
                 self.file = None;
             }
         }
@@ -334,8 +342,8 @@ impl Writer {
             match file.sync_data() {
                 Ok(()) => self.metrics.storage_synced(),
                 Err(e) => {
-                    self.metrics.storage_error();
-                    log::error!("event log {}: fsync failed: {e}", self.dir.display());
+                    let message = format!("event log {}: fsync failed: {e}", self.dir.display());
+                    self.failed(message);
                 }
             }
         }
@@ -345,9 +353,33 @@ impl Writer {
 
     fn roll_or_log(&mut self) {
         if let Err(e) = self.roll() {
-            self.metrics.storage_error();
-            log::error!("{e}");
+            self.failed(e.to_string());
         }
+    }
+
+    /// Counts a failure, and logs it unless one was logged in the last [`ERROR_LOG_EVERY`]:
+    /// a full disk fails every batch, and must not flood the log (which may be on it too).
+    fn failed(&mut self, message: String) {
+        self.metrics.storage_error();
+        let now = std::time::Instant::now();
+        if self
+            .last_error_log
+            .is_some_and(|at| now.duration_since(at) < ERROR_LOG_EVERY)
+        {
+            self.errors_unlogged += 1;
+            return;
+        }
+        if self.errors_unlogged > 0 {
+            log::error!(
+                "{message} ({} more failure(s) since the last report, see \
+                 heartwatch_storage_errors_total)",
+                self.errors_unlogged
+            );
+        } else {
+            log::error!("{message}");
+        }
+        self.errors_unlogged = 0;
+        self.last_error_log = Some(now);
     }
 
     /// Starts a new segment beginning with a snapshot of the online set, then deletes the
@@ -482,6 +514,53 @@ mod tests {
 
     fn projs(r: &Recovered) -> Vec<&str> {
         r.clients.iter().map(|c| c.proj.as_str()).collect()
+    }
+
+    /// A full disk: `/dev/full` answers every write with ENOSPC.
+    #[test]
+    fn a_failed_write_is_counted_and_the_writer_starts_a_fresh_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (committed, committed_rx) = watch::channel(0);
+        let mut writer = Writer {
+            dir: dir.path().to_path_buf(),
+            _lock: File::create(dir.path().join("LOCK")).unwrap(),
+            fsync: FsyncPolicy::Never,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes: 1 << 20,
+            max_bytes: 1 << 30,
+            file: Some(OpenOptions::new().write(true).open("/dev/full").unwrap()),
+            since_snapshot: 0,
+            next_seq: 1,
+            online: BTreeMap::new(),
+            dirty: false,
+            last_sync: std::time::Instant::now(),
+            buf: Vec::new(),
+            committed,
+            holds: Holds::default(),
+            metrics: metrics.clone(),
+            last_error_log: None,
+            errors_unlogged: 0,
+        };
+        writer.push(&online("LOST"), Duration::from_secs(1));
+        writer.flush();
+        assert_eq!(metrics.storage_errors(), 1);
+        assert!(writer.file.is_none(), "a failed segment is not appended to");
+        // Deliveries do not wait for what was lost.
+        assert_eq!(*committed_rx.borrow(), 1);
+        assert!(Segment::list(dir.path()).unwrap().is_empty());
+
+        // The next batch goes to a fresh segment, whose snapshot still has LOST (it is online:
+        // the registry announced it), then the event itself.
+        writer.push(&online("NEXT"), Duration::from_secs(1));
+        writer.flush();
+        assert_eq!(metrics.storage_errors(), 1);
+        let segments = Segment::list(dir.path()).unwrap();
+        assert_eq!(segments.len(), 1);
+        let recovered = recover(&segments).unwrap();
+        assert_eq!(projs(&recovered), ["LOST", "NEXT"]);
+        assert_eq!(recovered.last_seq, 2);
+        assert_eq!(*committed_rx.borrow(), 2);
     }
 
     #[actix_rt::test]
