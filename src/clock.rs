@@ -18,6 +18,12 @@ pub fn wall_now() -> SystemTime {
     SystemTime::now()
 }
 
+/// A duration in whole milliseconds, saturating (for `timeout_ms` on the wire, in the API and
+/// in the event log).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Formats a wall-clock time as RFC 3339 with millisecond precision, in UTC (for logs and
 /// people).
 pub fn rfc3339(t: SystemTime) -> String {

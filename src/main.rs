@@ -84,24 +84,9 @@ struct BenchArgs {
     /// Permit a server outside 127.0.0.0/8.
     #[arg(long)]
     allow_remote: bool,
-    /// Speak TLS (a handshake per connection) to a server with `tls.cert` set; needs --ca.
-    #[arg(long, requires = "ca")]
-    tls: bool,
-    /// PEM file of the CA (or self-signed certificate) to trust for the server's certificate.
-    #[arg(long, value_name = "FILE", requires = "tls")]
-    ca: Option<PathBuf>,
-    /// The name the server's certificate must carry (default: the IP address of --server).
-    #[arg(long, value_name = "NAME", requires = "tls")]
-    server_name: Option<String>,
-    /// The token every connection sends in a `hello` after connecting, before its first
-    /// heartbeat. Prefer the environment variable: a command line is visible in `ps`.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "HEARTWATCH_TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
+    /// TLS and the token.
+    #[command(flatten)]
+    security: ClientSecurityArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,24 +112,9 @@ struct BeatArgs {
     /// The cap of the reconnect backoff.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     backoff_max: Duration,
-    /// The token to authenticate with (a `hello` after each connect). Prefer the environment
-    /// variable: a command line is visible to every user in `ps`.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "HEARTWATCH_TOKEN",
-        hide_env_values = true
-    )]
-    token: Option<String>,
-    /// Speak TLS to a server with `tls.cert` set; needs --ca.
-    #[arg(long, requires = "ca")]
-    tls: bool,
-    /// PEM file of the CA (or self-signed certificate) to trust for the server's certificate.
-    #[arg(long, value_name = "FILE", requires = "tls")]
-    ca: Option<PathBuf>,
-    /// The name the server's certificate must carry (default: the host part of --server).
-    #[arg(long, value_name = "NAME", requires = "tls")]
-    server_name: Option<String>,
+    /// TLS and the token.
+    #[command(flatten)]
+    security: ClientSecurityArgs,
     /// One JSON object a line instead of text.
     #[arg(long)]
     json: bool,
@@ -185,40 +155,62 @@ fn main() -> ExitCode {
     }
 }
 
-/// The client side of `--tls --ca FILE [--server-name NAME]` (clap makes `--tls` and `--ca`
-/// require each other): the name to verify defaults to `default_name`. A CA file that cannot
-/// be used is a usage error (exit 2), printed on one line.
-fn client_tls(
+/// How a client (`beat`, `bench`) speaks to a server with TLS or protocol tokens.
+#[derive(Debug, clap::Args)]
+struct ClientSecurityArgs {
+    /// Speak TLS to a server with `tls.cert` set; needs --ca.
+    #[arg(long, requires = "ca")]
     tls: bool,
-    ca: Option<&std::path::Path>,
-    server_name: Option<&str>,
-    default_name: &str,
-) -> Result<Option<ClientTls>, ExitCode> {
-    let (true, Some(ca)) = (tls, ca) else {
-        return Ok(None);
-    };
-    ClientTls::from_ca_file(ca, server_name.unwrap_or(default_name))
-        .map(Some)
-        .map_err(|e| {
-            eprintln!("heartwatch: {e}");
-            ExitCode::from(EXIT_CONFIG)
-        })
+    /// PEM file of the CA (or self-signed certificate) to trust for the server's certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host part of --server).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
+    /// The token sent in a `hello` after each connect, before the first heartbeat. Prefer the
+    /// environment variable: a command line is visible to every user in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HEARTWATCH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+impl ClientSecurityArgs {
+    /// The TLS settings, verifying `--server-name` or else `host`. A CA file that cannot be
+    /// used is a usage error (exit 2), printed on one line.
+    fn client_tls(&self, host: &str) -> Result<Option<ClientTls>, ExitCode> {
+        let (true, Some(ca)) = (self.tls, &self.ca) else {
+            return Ok(None);
+        };
+        ClientTls::from_ca_file(ca, self.server_name.as_deref().unwrap_or(host))
+            .map(Some)
+            .map_err(|e| {
+                eprintln!("heartwatch: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            })
+    }
+
+    /// The token, if one was given.
+    fn token(&self) -> Option<Secret> {
+        self.token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Secret::from)
+    }
 }
 
 fn bench(args: BenchArgs) -> ExitCode {
     let ip = args.server.ip().to_string();
-    let tls = match client_tls(
-        args.tls,
-        args.ca.as_deref(),
-        args.server_name.as_deref(),
-        &ip,
-    ) {
+    let tls = match args.security.client_tls(&ip) {
         Ok(tls) => tls,
         Err(code) => return code,
     };
     let mut config = BenchConfig::new(args.server);
     config.tls = tls;
-    config.token = args.token.filter(|t| !t.is_empty()).map(Secret::from);
+    config.token = args.security.token();
     config.clients = args.clients;
     config.interval = args.interval;
     config.duration = args.duration;
@@ -287,12 +279,7 @@ fn host_of(server: &str) -> &str {
 
 fn beat(args: BeatArgs) -> ExitCode {
     let host = host_of(&args.server);
-    let tls = match client_tls(
-        args.tls,
-        args.ca.as_deref(),
-        args.server_name.as_deref(),
-        host,
-    ) {
+    let tls = match args.security.client_tls(host) {
         Ok(tls) => tls,
         Err(code) => return code,
     };
@@ -304,7 +291,7 @@ fn beat(args: BeatArgs) -> ExitCode {
     config.server_timeout = args.timeout;
     config.backoff_max = args.backoff_max;
     config.backoff_initial = config.backoff_initial.min(args.backoff_max);
-    config.token = args.token.filter(|t| !t.is_empty()).map(Secret::from);
+    config.token = args.security.token();
     let report = Report {
         json: args.json,
         verbose: args.verbose,

@@ -196,10 +196,7 @@ impl HeartbeatClient {
         connection.writer.write(ClientFrame::Heartbeat {
             proj: self.config.proj.clone(),
             seq: Some(seq),
-            timeout_ms: self
-                .config
-                .server_timeout
-                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            timeout_ms: self.config.server_timeout.map(crate::clock::millis),
         });
         self.outstanding = Some(Outstanding {
             seq,

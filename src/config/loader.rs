@@ -24,6 +24,9 @@ pub enum ConfigError {
     /// The protocol tokens cannot be used (a bad pattern, an unreadable `auth.tokens_file`).
     #[error("invalid configuration: {0}")]
     Auth(#[from] AuthError),
+    /// A certificate file cannot be used (its message names the setting and the file).
+    #[error("invalid configuration: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A value parsed but is not acceptable.
     #[error("invalid configuration: {key}: {problem}")]
     Value {
@@ -241,12 +244,7 @@ fn validate_notify(config: &Config) -> Result<(), ConfigError> {
         return Err(value("notify.timeout", "must be greater than zero"));
     }
     if !notify.ca.as_os_str().is_empty() {
-        if let Err(e) = crate::notify::client_config(&notify.ca) {
-            // The TLS error already starts with the setting's name.
-            let message = e.to_string();
-            let problem = message.strip_prefix("notify.ca: ").unwrap_or(&message);
-            return Err(value("notify.ca", problem.to_owned()));
-        }
+        crate::notify::client_config(&notify.ca)?;
     }
     if !notify.webhook.is_empty() && !config.storage.enabled() {
         return Err(value(

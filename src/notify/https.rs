@@ -3,21 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-/// The trusted roots of `https://` webhooks could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpsRootsError {
-    /// `notify.ca` could not be read or holds no certificate.
-    #[error(transparent)]
-    Ca(#[from] crate::tls::TlsError),
-    /// rustls refused the configuration.
-    #[error("TLS configuration refused: {0}")]
-    Rustls(#[from] rustls::Error),
-}
+use crate::tls::{provider, read_certs, TlsError};
 
 /// The rustls configuration of webhook deliveries: trusting the PEM certificates of `ca` if
 /// set (a private CA), else the operating system's roots (webhooks often go to public HTTPS
 /// services, unlike heartbeat clients, which trust only their `--ca`).
-pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, HttpsRootsError> {
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let rejected = |source| TlsError::Rejected {
+        setting: "notify.ca",
+        path: ca.to_owned(),
+        source,
+    };
     let mut roots = rustls::RootCertStore::empty();
     if ca.as_os_str().is_empty() {
         let native = rustls_native_certs::load_native_certs();
@@ -29,12 +25,13 @@ pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, HttpsRootsE
             );
         }
     } else {
-        for cert in crate::tls::read_certs("notify.ca", ca)? {
-            roots.add(cert)?;
+        for cert in read_certs("notify.ca", ca)? {
+            roots.add(cert).map_err(rejected)?;
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()?
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(rejected)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

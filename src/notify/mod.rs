@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use cursor::CursorFile;
-pub use https::{client_config, HttpsRootsError};
+pub use https::client_config;
 pub use signature::{sign, verify, SIGNATURE_HEADER};
 pub use webhook::{Payload, Webhooks, DELIVERY_HEADER, EVENT_HEADER};
 

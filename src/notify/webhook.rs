@@ -43,8 +43,8 @@ pub struct Payload<'a> {
 /// longer needed, and what a webhook has not delivered yet is still needed.
 pub struct Webhooks {
     hooks: Vec<Prepared>,
-    /// For `https://` webhooks; built once, shared by every delivery.
-    tls: Arc<rustls::ClientConfig>,
+    /// For `https://` webhooks (none without one); built once, shared by every delivery.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 struct Prepared {
@@ -59,7 +59,17 @@ struct Prepared {
 impl Webhooks {
     /// Reads (or creates) the cursor of each webhook of `config` in the log directory `dir`.
     pub fn prepare(config: &NotifyConfig, dir: &Path) -> std::io::Result<Self> {
-        let tls = super::client_config(&config.ca).map_err(std::io::Error::other)?;
+        // Loading the system's roots reads a directory of certificates: only for https.
+        let https = config.webhook.iter().any(|h| {
+            h.url
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        });
+        let tls = if https {
+            Some(super::client_config(&config.ca).map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
         let mut hooks = Vec::new();
         for hook in &config.webhook {
             let cursor_file = CursorFile::new(dir, &hook.cursor_name())?;
@@ -134,13 +144,17 @@ struct Delivery {
     retry_max: Duration,
     timeout: Duration,
     metrics: Arc<Metrics>,
-    tls: Arc<rustls::ClientConfig>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Delivery {
     async fn run(mut self, mut committed: watch::Receiver<u64>) {
+        let mut connector = awc::Connector::new();
+        if let Some(tls) = &self.tls {
+            connector = connector.rustls_0_23(tls.clone());
+        }
         let client = awc::Client::builder()
-            .connector(awc::Connector::new().rustls_0_23(self.tls.clone()))
+            .connector(connector)
             .timeout(self.timeout)
             .add_default_header((
                 "user-agent",
@@ -167,15 +181,18 @@ impl Delivery {
                         batch.lost
                     );
                 }
-                if batch.events.is_empty() {
-                    // The rest was lost in a failed write: nothing more to read for now.
-                    break;
-                }
+                let nothing_more = batch.events.is_empty();
                 for (seq, event) in batch.events {
                     if self.hook.wants(&event) {
                         self.deliver(&client, seq, &event).await;
+                        self.advance(seq);
                     }
-                    self.advance(seq);
+                }
+                // Events filtered out or lost: one cursor write for the batch, not one each.
+                self.advance(self.tail.cursor());
+                if nothing_more {
+                    // The rest was lost in a failed write: nothing more to read for now.
+                    break;
                 }
             }
             if committed.changed().await.is_err() {
@@ -225,7 +242,11 @@ impl Delivery {
         }
     }
 
+    /// Records that everything up to `seq` is done with, on disk and for the journal's prune.
     fn advance(&mut self, seq: u64) {
+        if seq <= self.delivered.load(Ordering::Acquire) {
+            return;
+        }
         self.delivered.store(seq, Ordering::Release);
         if let Err(e) = self.cursor_file.store(seq) {
             log::warn!("webhook {}: cannot store its cursor: {e}", self.name());

@@ -13,10 +13,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::fsync_policy::FsyncPolicy;
-use super::log_record::{millis, LogRecord};
+use super::log_record::LogRecord;
 use super::recovery::{recover, Recovered, RecoveredClient};
 use super::segment::Segment;
 use super::{StorageConfig, StorageError};
+use crate::clock::millis;
 use crate::events::Event;
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
@@ -49,21 +50,17 @@ struct Inner {
     dir: PathBuf,
     sender: Mutex<Option<Sender<Command>>>,
     committed: watch::Receiver<u64>,
-    holds: Holds,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
-
-/// Delivery cursors that keep segments from being deleted: one per webhook, each the last
-/// sequence number it has delivered.
-type Holds = Arc<Mutex<Vec<Arc<AtomicU64>>>>;
 
 impl Journal {
     /// Opens (creating it if needed) and locks the log in `config.path`, recovers the clients
     /// that were online at its end, and starts the writer, which begins a new segment with a
     /// snapshot of them.
     ///
-    /// `holds` are delivery cursors (see [`Journal::hold`]) known before the log is opened:
-    /// the first segment roll, at start, keeps what they have not delivered.
+    /// `holds` are delivery cursors, each the last sequence number a webhook has delivered:
+    /// segments holding later events are kept (until the log exceeds `storage.max_bytes`),
+    /// from the first roll, at start, on.
     pub fn open(
         config: &StorageConfig,
         metrics: Arc<Metrics>,
@@ -92,7 +89,6 @@ impl Journal {
             );
         }
         let (committed_tx, committed) = watch::channel(recovered.last_seq);
-        let holds = Holds::new(Mutex::new(holds));
         let mut writer = Writer {
             dir: dir.clone(),
             _lock: lock,
@@ -112,7 +108,7 @@ impl Journal {
             last_sync: std::time::Instant::now(),
             buf: Vec::with_capacity(64 * 1024),
             committed: committed_tx,
-            holds: holds.clone(),
+            holds,
             metrics,
             last_error_log: None,
             errors_unlogged: 0,
@@ -134,7 +130,6 @@ impl Journal {
                 dir,
                 sender: Mutex::new(Some(sender)),
                 committed,
-                holds,
                 thread: Mutex::new(Some(thread)),
             }),
         };
@@ -160,12 +155,6 @@ impl Journal {
     /// The last sequence number written (and synced, with `storage.fsync = "always"`).
     pub fn committed(&self) -> watch::Receiver<u64> {
         self.inner.committed.clone()
-    }
-
-    /// Keeps every segment holding an event after `*cursor` from being deleted (until the log
-    /// exceeds `storage.max_bytes`).
-    pub fn hold(&self, cursor: Arc<AtomicU64>) {
-        lock(&self.inner.holds).push(cursor);
     }
 
     /// Writes and syncs what is queued, then stops the writer and releases the directory.
@@ -219,7 +208,9 @@ struct Writer {
     last_sync: std::time::Instant,
     buf: Vec<u8>,
     committed: watch::Sender<u64>,
-    holds: Holds,
+    /// Delivery cursors that keep segments from being deleted: one per webhook, each the last
+    /// sequence number it has delivered.
+    holds: Vec<Arc<AtomicU64>>,
     metrics: Arc<Metrics>,
     /// When a failure was last logged, and how many were not logged since.
     last_error_log: Option<std::time::Instant>,
@@ -440,7 +431,8 @@ impl Writer {
         let Ok(segments) = Segment::list(&self.dir) else {
             return;
         };
-        let held = lock(&self.holds)
+        let held = self
+            .holds
             .iter()
             .map(|c| c.load(Ordering::Acquire))
             .min()
@@ -537,7 +529,7 @@ mod tests {
             last_sync: std::time::Instant::now(),
             buf: Vec::new(),
             committed,
-            holds: Holds::default(),
+            holds: Vec::new(),
             metrics: metrics.clone(),
             last_error_log: None,
             errors_unlogged: 0,
@@ -624,9 +616,9 @@ mod tests {
     async fn a_hold_keeps_undelivered_segments_up_to_max_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), 1000, 1 << 30);
-        let (journal, _) = open(&config);
         let delivered = Arc::new(AtomicU64::new(0));
-        journal.hold(delivered.clone());
+        let (journal, _) =
+            Journal::open(&config, Arc::new(Metrics::new()), vec![delivered.clone()]).unwrap();
         // One at a time: a batch is written at once, and rolls happen between batches.
         let mut committed = journal.committed();
         for i in 0..100 {
@@ -656,8 +648,8 @@ mod tests {
     async fn over_max_bytes_the_oldest_go_and_a_reader_counts_the_loss() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), 1000, 3000);
-        let (journal, _) = open(&config);
-        journal.hold(Arc::new(AtomicU64::new(0)));
+        let held = vec![Arc::new(AtomicU64::new(0))];
+        let (journal, _) = Journal::open(&config, Arc::new(Metrics::new()), held).unwrap();
         for i in 0..100 {
             journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
             journal.append(&offline(&format!("P-{i}")), Duration::ZERO);

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{deserialize_rfc3339, serialize_rfc3339};
+use crate::clock::{deserialize_rfc3339, millis, serialize_rfc3339};
 use crate::events::{Event, OfflineReason};
 use crate::protocol::Proj;
 
@@ -166,11 +166,6 @@ impl LogRecord {
         serde_json::to_writer(&mut *out, self).expect("a log record serializes");
         out.push(b'\n');
     }
-}
-
-/// A duration in whole milliseconds, saturating.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ impl ClientRecord {
             state: ClientState::Online,
             last_seen: s.last_seen,
             heartbeats: s.heartbeats,
-            timeout_ms: u64::try_from(s.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: crate::clock::millis(s.timeout),
             addr: s.addr,
         }
     }

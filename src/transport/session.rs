@@ -357,7 +357,7 @@ impl<W: AsyncWrite + Unpin + 'static> Session<W> {
         self.writer.write(Reply::Ack {
             proj,
             seq,
-            timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            timeout_ms: Some(clock::millis(timeout)),
         });
     }
 
