@@ -9,12 +9,17 @@ use std::time::Duration;
 use actix::{Actor, Context, Handler};
 use clap::{Parser, Subcommand};
 use heartwatch::auth::{AuthError, Secret};
-use heartwatch::bench::BenchConfig;
-use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Report, Shutdown};
-use heartwatch::hangup::Hangups;
+use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Shutdown};
 use heartwatch::protocol::Proj;
 use heartwatch::tls::{ClientTls, ServerTls};
-use heartwatch::{clock, logging, shutdown, Builder, ConfigLoader};
+use heartwatch::{shutdown, Builder, ConfigLoader};
+
+mod cli;
+
+use cli::beat_report::Report;
+use cli::bench::BenchConfig;
+use cli::hangup::Hangups;
+use cli::logging;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -224,7 +229,7 @@ fn bench(args: BenchArgs) -> ExitCode {
     config.sources = args.sources;
     config.proj_prefix = args.proj_prefix;
     config.allow_remote = args.allow_remote;
-    match heartwatch::bench::run(config) {
+    match cli::bench::run(config) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
             Ok(json) => {
                 println!("{json}");
@@ -257,7 +262,7 @@ impl Handler<ClientEvent> for Printer {
     type Result = ();
 
     fn handle(&mut self, event: ClientEvent, _: &mut Context<Self>) {
-        if let Some(line) = self.0.line(&event, clock::wall_now()) {
+        if let Some(line) = self.0.line(&event, std::time::SystemTime::now()) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();

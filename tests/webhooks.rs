@@ -15,8 +15,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use common::pki::Pki;
 use common::{assert_ack, eventually, test_config, BinServer, Client, TestServer, IO_TIMEOUT};
+use heartwatch::config::StorageConfig;
 use heartwatch::notify::{verify, NotifyConfig, WebhookConfig};
-use heartwatch::storage::StorageConfig;
 use heartwatch::{Builder, Config};
 use serde_json::Value;
 

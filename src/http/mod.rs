@@ -1,7 +1,8 @@
 //! The HTTP API (actix-web): clients, the event stream, metrics, health.
 //!
 //! [`configure`] mounts the routes into any actix-web `App`, so an application that embeds
-//! heartwatch can serve them from its own server; [`start`] runs them on their own listener.
+//! heartwatch can serve them from its own server ([`crate::Builder::http`] off); by default
+//! [`crate::Builder`] runs them on their own listener.
 
 mod clients;
 mod event_stream;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
 
-pub use event_stream::SseHub;
+pub(crate) use event_stream::SseHub;
 
 use crate::metrics::Metrics;
 use crate::supervision::RegistryHandle;
@@ -98,7 +99,7 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// Binds `addr` and builds the API server, over TLS when `tls` is given. The caller spawns the
 /// returned [`Server`] and stops it through the handle; signals are left to the caller
 /// (heartwatch owns SIGINT/SIGTERM).
-pub fn start(
+pub(crate) fn start(
     addr: SocketAddr,
     workers: usize,
     state: ApiState,

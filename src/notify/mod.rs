@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use cursor::CursorFile;
-pub use https::client_config;
+pub(crate) use https::client_config;
 pub use signature::{sign, verify, SIGNATURE_HEADER};
-pub use webhook::{Payload, Webhooks, DELIVERY_HEADER, EVENT_HEADER};
+pub(crate) use webhook::Webhooks;
+pub use webhook::{DELIVERY_HEADER, EVENT_HEADER};
 
 use crate::events::Event;
 

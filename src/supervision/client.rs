@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix::fut::ActorFuture;
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
-    WeakAddr, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, ArbiterHandle, AsyncContext, Context, Handler,
+    Message, SpawnHandle, WeakAddr, WrapFuture,
 };
 
 use tokio::sync::oneshot;
@@ -130,8 +130,20 @@ struct Watch {
 }
 
 impl Client {
-    /// The actor of a client whose record (and first heartbeat) the registry holds.
-    pub(crate) fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
+    /// Starts the actor of a client whose record the registry holds, on `home`.
+    ///
+    /// If `home` stops before the actor has started, the registry hears of it as it hears of
+    /// an actor dropped with its arbiter ([`Lost`]): the client is watched either way.
+    pub(crate) fn start(
+        record: Arc<ClientRecord>,
+        registry: WeakAddr<Registry>,
+        home: &ArbiterHandle,
+    ) -> Addr<Client> {
+        let unborn = Unborn(Some((record, registry)));
+        Client::start_in_arbiter(home, move |_| unborn.born())
+    }
+
+    fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
         Self {
             proj: record.proj().clone(),
             registry,
@@ -271,7 +283,7 @@ impl Client {
         proj: Proj,
         seq: Option<u64>,
         timeout_ms: Option<u64>,
-        host: Option<actix::Addr<Client>>,
+        host: Option<Addr<Client>>,
         ctx: &mut Context<Self>,
     ) {
         let Some(conn) = self.conn.as_mut() else {
@@ -379,18 +391,41 @@ impl Drop for Client {
     /// embedding application stopped the arbiter it was started on): the registry is told,
     /// so that the client is watched again instead of staying online forever.
     fn drop(&mut self) {
-        let Some(watch) = self.watch.take() else {
-            return;
-        };
-        if watch.record.is_removed() {
-            return;
+        if let Some(watch) = self.watch.take() {
+            report_lost(watch.record, &self.registry);
         }
-        if let Some(registry) = self.registry.upgrade() {
-            registry.do_send(Lost {
-                proj: self.proj.clone(),
-                record: watch.record,
-            });
+    }
+}
+
+/// A client actor not started yet: what its arbiter runs to start it.
+struct Unborn(Option<(Arc<ClientRecord>, WeakAddr<Registry>)>);
+
+impl Unborn {
+    fn born(mut self) -> Client {
+        let (record, registry) = self.0.take().expect("an actor is born once");
+        Client::new(record, registry)
+    }
+}
+
+impl Drop for Unborn {
+    /// Its arbiter stopped before starting it.
+    fn drop(&mut self) {
+        if let Some((record, registry)) = self.0.take() {
+            report_lost(record, &registry);
         }
+    }
+}
+
+/// Tells the registry that nobody watches `record`'s client any more, unless it is offline.
+fn report_lost(record: Arc<ClientRecord>, registry: &WeakAddr<Registry>) {
+    if record.is_removed() {
+        return;
+    }
+    if let Some(registry) = registry.upgrade() {
+        registry.do_send(Lost {
+            proj: record.proj().clone(),
+            record,
+        });
     }
 }
 

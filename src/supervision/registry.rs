@@ -187,9 +187,7 @@ impl Registry {
         home: &ArbiterHandle,
         ctx: &mut Context<Self>,
     ) -> Addr<Client> {
-        let registry = ctx.address().downgrade();
-        let record = record.clone();
-        Client::start_in_arbiter(home, move |_| Client::new(record, registry))
+        Client::start(record.clone(), ctx.address().downgrade(), home)
     }
 
     fn insert(&mut self, proj: Proj, entry: Entry) {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-pub use cert_store::CertStore;
 pub(crate) use client_tls::hint;
 pub use client_tls::ClientTls;
 pub use error::TlsError;

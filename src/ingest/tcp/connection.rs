@@ -385,7 +385,7 @@ impl Connection {
                 }
                 let grant = match &self.access {
                     Some(access) => access.grant(token.as_ref()),
-                    None => Grant::All,
+                    None => Grant::all(),
                 };
                 // A handler gets the frame without its token: a handler that logs the frame
                 // must not log a secret.
