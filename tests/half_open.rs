@@ -55,7 +55,7 @@ async fn metric_reaches(server: &BinServer, series: &str, expected: f64, within:
     .await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_frozen_client_is_declared_offline_on_time_and_its_session_closed_by_the_idle_probe() {
     let server = BinServer::spawn_with("127.0.0.1:0", &IDLE_PROBE, &[]);
     let mut events = EventStream::open(server.http).await;
@@ -154,7 +154,7 @@ async fn a_frozen_client_is_declared_offline_on_time_and_its_session_closed_by_t
     assert_eq!(server.client_status("F-1").await, 200);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_frozen_server_is_declared_down_after_the_retries_and_rejoined_once_it_resumes() {
     let interval = Duration::from_millis(200);
     let ack_timeout = Duration::from_millis(300);
@@ -257,7 +257,7 @@ async fn a_frozen_server_is_declared_down_after_the_retries_and_rejoined_once_it
     assert_eq!(server.client_status("S-1").await, 200);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_server_restarted_on_the_same_port_sees_the_client_come_back_by_itself() {
     let mut first = BinServer::spawn(&[]);
     let tcp = first.tcp;
@@ -316,7 +316,7 @@ async fn a_server_restarted_on_the_same_port_sees_the_client_come_back_by_itself
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_connection_that_sends_nothing_is_closed_after_the_first_frame_timeout() {
     let limit = Duration::from_millis(300);
     let server = BinServer::spawn_with(
@@ -360,7 +360,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_first_frame_timeout
     assert_eq!(server.metric("heartwatch_connections").await, 1.0);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_connection_silent_after_a_heartbeat_is_pinged_then_closed_after_the_retries() {
     let server = BinServer::spawn_with("127.0.0.1:0", &IDLE_PROBE, &[]);
     let mut client = Client::connect(server.tcp).await;

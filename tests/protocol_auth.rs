@@ -382,7 +382,7 @@ async fn hello_accepted(server: &BinServer, token: &str) -> bool {
     false
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn the_binary_rereads_its_tokens_file_on_sighup_and_keeps_it_when_broken() {
     const OLD: &str = "old-token-5e0c1f2d";
     const NEW: &str = "new-token-a7b3c9d1";
@@ -459,7 +459,7 @@ async fn the_binary_rereads_its_tokens_file_on_sighup_and_keeps_it_when_broken()
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn heartwatch_beat_authenticates_with_its_token() {
     let server = BinServer::spawn_with("127.0.0.1:0", &[("HEARTWATCH__AUTH__TOKEN", GLOBAL)], &[]);
     let mut good = BeatProcess::spawn(
