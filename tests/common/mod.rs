@@ -9,6 +9,7 @@
 //!   reader, over awc. Tests about the bytes on the wire use raw sockets of their own.
 //! - [`EventLog`]: an actix subscriber that collects [`Event`]s for assertions.
 //! - [`BinServer`] and [`heartwatch_cmd`]: the built `heartwatch` binary as a child process.
+//! - [`outside::outside_program`]: a program the test needs (promtool, ...), or a skip.
 //! - [`pki::Pki`]: a CA and a server certificate made at run time (rcgen), for TLS.
 //! - [`BeatProcess`]: `heartwatch beat --json -v` as a child process, its lines read live.
 //!
@@ -19,6 +20,7 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod outside;
 pub mod pki;
 
 use std::future::Future;
