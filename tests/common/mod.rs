@@ -125,18 +125,72 @@ impl Api {
             .unwrap_or_else(|| panic!("no series {series} in\n{}", response.body))
     }
 
-    /// Asserts that `proj` is online, if the answer comes before `online_until` (a time before
-    /// which its watchdog cannot have fired). Returns whether the check was conclusive: on a
-    /// machine so slow that the answer comes later, nothing can be concluded and nothing fails.
-    pub async fn assert_online_until(&self, proj: &str, online_until: Instant) -> bool {
-        let status = self.client_status(proj).await;
-        if Instant::now() >= online_until {
-            eprintln!("note: check of {proj} came too late to be conclusive");
-            return false;
+    /// Asserts that `proj` is online at a moment before `online_until` (before which its
+    /// watchdog cannot have fired), and returns its record. An answer of 200 is conclusive
+    /// whenever it comes, and must be the record of an online `proj`; a 404 that comes before
+    /// `online_until` fails the test; a 404 that comes later proves nothing either way, and
+    /// is returned as [`TooLate`], which the test must not ignore: [`retry_when_late`] runs
+    /// its scenario again with longer timeouts.
+    pub async fn assert_online_until(
+        &self,
+        proj: &str,
+        online_until: Instant,
+    ) -> Result<Value, TooLate> {
+        let response = self.get(&format!("/api/v1/clients/{proj}")).await;
+        let answered = Instant::now();
+        match response.status {
+            200 => {
+                let record = response.json();
+                assert_eq!(record["proj"], proj, "{record}");
+                assert_eq!(record["state"], "online", "{record}");
+                Ok(record)
+            }
+            404 if answered >= online_until => Err(TooLate(format!(
+                "{proj} was gone when the check was answered, {:?} after the moment it had to \
+                 be online until",
+                answered - online_until
+            ))),
+            404 => panic!(
+                "{proj} is gone {:?} before the moment it had to be online until",
+                online_until - answered
+            ),
+            _ => panic!("GET client {proj}: {response:?}"),
         }
-        assert_eq!(status, 200, "{proj} must still be online");
-        true
     }
+}
+
+/// A "not yet" check answered too late to tell anything: the machine was too slow for the
+/// timing the test chose. Not a pass: see [`retry_when_late`].
+#[derive(Debug)]
+#[must_use = "a check that came too late must be retried or fail the test"]
+pub struct TooLate(pub String);
+
+/// How much longer each try of [`retry_when_late`] makes the scenario's timeouts.
+pub const TIMING_SCALES: [u32; 3] = [1, 4, 16];
+
+/// Runs `scenario(scale)` (which multiplies its timeouts by `scale`, and stops what it
+/// started before returning) with each of [`TIMING_SCALES`] until none of its checks came
+/// [`TooLate`]; fails the test if even the last try was too late. So every passing run made
+/// every check it means to make.
+pub async fn retry_when_late<F, Fut>(mut scenario: F)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<(), TooLate>>,
+{
+    let mut late = Vec::new();
+    for scale in TIMING_SCALES {
+        match scenario(scale).await {
+            Ok(()) => return,
+            Err(TooLate(why)) => {
+                eprintln!("note: timing x{scale} was too short for this machine: {why}");
+                late.push(format!("x{scale}: {why}"));
+            }
+        }
+    }
+    panic!(
+        "every try came too late, even with timeouts x{}: {late:#?}",
+        TIMING_SCALES[TIMING_SCALES.len() - 1]
+    );
 }
 
 /// The real server, started in the current actix System on ephemeral ports.
@@ -385,14 +439,6 @@ impl Client {
             }
         }
     }
-
-    /// Asserts that nothing arrives for `wait` (and the connection stays open).
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        let mut line = String::new();
-        if let Ok(read) = timeout(wait, self.reader.read_line(&mut line)).await {
-            panic!("expected no reply, got {read:?}: {line:?}");
-        }
-    }
 }
 
 /// Asserts that `reply` is an ack for `proj`.
@@ -598,21 +644,13 @@ impl EventLog {
             .expect("no event within the I/O timeout")
     }
 
-    /// The next event if one arrives within `wait`.
+    /// The next event if one arrives within `wait`. (`None` proves nothing: a "no event"
+    /// check is made by a later event that must come next instead.)
     pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
         match timeout(wait, self.receiver.recv()).await {
             Ok(event) => Some(event.expect("event log closed")),
             Err(_) => None,
         }
-    }
-
-    /// Every event already delivered.
-    pub fn drain(&mut self) -> Vec<Event> {
-        let mut events = Vec::new();
-        while let Ok(event) = self.receiver.try_recv() {
-            events.push(event);
-        }
-        events
     }
 }
 
