@@ -61,7 +61,8 @@ pub(crate) async fn events(req: HttpRequest, state: web::Data<ApiState>) -> Http
     }
     let receiver = state.events.subscribe();
     // Counted in `heartwatch_event_stream_subscribers` for as long as the body stream lives:
-    // actix-web drops it when the response ends or the client is found gone.
+    // actix-web drops it when the response ends or a write finds the client gone (it does not
+    // watch an idle streaming connection for a close).
     let subscriber = state.metrics.event_stream_subscriber();
     let hello = futures_util::stream::once(async {
         Ok::<_, Infallible>(Bytes::from_static(b": heartwatch events\n\n"))
