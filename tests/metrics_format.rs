@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 
 use common::outside::outside_program;
-use common::{event_kind, EventStream, TestServer, IO_TIMEOUT};
+use common::{event_kind, Client, EventStream, TestServer, IO_TIMEOUT};
 use tokio::time::Instant;
 
 /// What Prometheus (2.x, default scrape protocols) sends.
@@ -24,8 +24,9 @@ const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROMTOOL_INSTALL: &str = "apt-get install --no-install-recommends prometheus \
     (the Debian package that provides /usr/bin/promtool)";
 
-/// A server whose counters, gauges and labelled families all have something in them.
-async fn busy_server() -> TestServer {
+/// A server whose counters, gauges and labelled families all have something in them, and
+/// its client, whose connection stays open so that the figures hold still between scrapes.
+async fn busy_server() -> (TestServer, Client) {
     let server = TestServer::start_default().await;
     let mut client = server.client().await;
     client.heartbeat("M-1").await;
@@ -33,7 +34,7 @@ async fn busy_server() -> TestServer {
     client.offline("M-2").await;
     client.send("{oops").await;
     client.recv().await;
-    server
+    (server, client)
 }
 
 /// The body of `GET /metrics` with `accept` (none if `None`), after checking its content type
@@ -52,7 +53,7 @@ async fn scrape(server: &TestServer, accept: Option<&str>, expected: &str) -> St
 
 #[actix_rt::test]
 async fn prometheus_gets_openmetrics_and_every_other_scraper_text_0_0_4() {
-    let server = busy_server().await;
+    let (server, _client) = busy_server().await;
     let cases: [(Option<&str>, &str); 12] = [
         (Some(PROMETHEUS_ACCEPT), OPENMETRICS),
         (Some("application/openmetrics-text"), OPENMETRICS),
@@ -100,7 +101,7 @@ async fn prometheus_gets_openmetrics_and_every_other_scraper_text_0_0_4() {
 async fn each_format_breaks_the_other_formats_rules() {
     // The checks below can fail: each body, read as the other format, breaks its rules (the
     // bug this negotiation fixed was an OpenMetrics body served as 0.0.4).
-    let server = busy_server().await;
+    let (server, _client) = busy_server().await;
     let openmetrics = scrape(&server, Some(PROMETHEUS_ACCEPT), OPENMETRICS).await;
     let text = scrape(&server, None, TEXT_0_0_4).await;
     let as_text = text_0_0_4_problems(&openmetrics);
@@ -119,7 +120,7 @@ async fn each_format_breaks_the_other_formats_rules() {
 
 #[actix_rt::test]
 async fn both_bodies_carry_the_same_series() {
-    let server = busy_server().await;
+    let (server, _client) = busy_server().await;
     let openmetrics = scrape(&server, Some(PROMETHEUS_ACCEPT), OPENMETRICS).await;
     let text = scrape(&server, None, TEXT_0_0_4).await;
     // Process figures move between two scrapes; every other series is the same.
@@ -199,7 +200,7 @@ async fn promtool_accepts_both_bodies() {
     let Some(promtool) = outside_program("promtool", PROMTOOL_INSTALL) else {
         return;
     };
-    let server = busy_server().await;
+    let (server, _client) = busy_server().await;
     let text = scrape(&server, None, TEXT_0_0_4).await;
     let openmetrics = scrape(&server, Some(PROMETHEUS_ACCEPT), OPENMETRICS).await;
     server.stop().await;
