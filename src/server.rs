@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
-use crate::config::{AuthConfig, ServerConfig, SessionConfig};
+use crate::config::{validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink, Pipeline, Sink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
@@ -49,6 +49,9 @@ pub enum StartError {
     /// `start` was called outside an actix System.
     #[error("heartwatch must be started inside a running actix System")]
     NoSystem,
+    /// A setting the configuration loader would refuse (its message names the key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Configures and starts heartwatch inside the current actix System.
@@ -115,7 +118,8 @@ impl Builder {
         self
     }
 
-    /// Webhooks (`[notify]`); they need [`Builder::storage`].
+    /// Webhooks (`[notify]`); they need [`Builder::storage`] (without it, `start` refuses them
+    /// as the configuration loader does).
     pub fn notify(mut self, notify: NotifyConfig) -> Self {
         self.notify = Some(notify);
         self
@@ -165,6 +169,12 @@ impl Builder {
         if System::try_current().is_none() {
             return Err(StartError::NoSystem);
         }
+        validate_parts(
+            &self.config,
+            &self.session,
+            self.storage.as_ref(),
+            self.notify.as_ref(),
+        )?;
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
@@ -330,14 +340,11 @@ fn start_webhooks(
     notify: Option<&NotifyConfig>,
     metrics: &Arc<Metrics>,
 ) -> Result<Vec<JoinHandle<()>>, StartError> {
+    // Webhooks without the event log are refused by the configuration's validation.
     match (journal, webhooks, notify) {
         (Some(journal), Some(webhooks), Some(notify)) => webhooks
             .spawn(notify, journal, metrics)
             .map_err(StartError::Webhook),
-        (None, _, Some(notify)) if !notify.webhook.is_empty() => {
-            log::warn!("webhooks are off: they are delivered from the event log (storage)");
-            Ok(Vec::new())
-        }
         _ => Ok(Vec::new()),
     }
 }

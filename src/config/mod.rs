@@ -1,6 +1,7 @@
 //! Typed configuration: what `config/default.toml` documents, key for key.
 
 mod loader;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
+pub(crate) use validate::validate_parts;
 
 use crate::auth::Secret;
 pub use crate::notify::{NotifyConfig, WebhookConfig};
