@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::fut::ActorFuture;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, ArbiterHandle, AsyncContext, Context, Handler,
-    Message, SpawnHandle, WeakAddr, WrapFuture,
+    Message, Running, SpawnHandle, WeakAddr, WrapFuture,
 };
 
 use tokio::sync::oneshot;
@@ -175,7 +175,7 @@ impl Client {
         watch.armed = applied.generation;
         let generation = applied.generation;
         let after = applied.deadline.saturating_duration_since(clock::now());
-        watch.timer = Some(ctx.run_later(after, move |act, ctx| {
+        watch.timer = Some(ctx.run_later(after, move |act, _| {
             let Some(watch) = act.watch.as_mut() else {
                 return;
             };
@@ -188,7 +188,7 @@ impl Client {
             };
             registry.do_send(Expired {
                 proj: act.proj.clone(),
-                client: ctx.address(),
+                record: watch.record.clone(),
                 generation,
                 at: clock::wall_now(),
             });
@@ -382,6 +382,16 @@ impl Actor for Client {
         if let Some(watch) = &self.watch {
             let current = watch.record.current();
             self.arm(current, ctx);
+        }
+    }
+
+    /// An actor keeps running while it watches an online client, even when nothing holds its
+    /// address (the registry keeps a weak one) and no timer is pending (its watchdog fired
+    /// and the registry has not answered yet).
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        match &self.watch {
+            Some(watch) if !watch.record.is_removed() => Running::Continue,
+            _ => Running::Stop,
         }
     }
 }

@@ -97,8 +97,9 @@ pub(crate) struct Remove {
 #[rtype(result = "()")]
 pub(crate) struct Expired {
     pub proj: Proj,
-    /// The actor whose watchdog fired.
-    pub client: Addr<Client>,
+    /// The record the watchdog watched: it names the actor's incarnation (each actor of a
+    /// client has its own record).
+    pub record: Arc<ClientRecord>,
     /// The record generation the watchdog was armed for.
     pub generation: u64,
     /// When it fired.
@@ -147,11 +148,24 @@ pub(crate) struct RegistryDeps {
 }
 
 struct Entry {
-    client: Addr<Client>,
+    /// Weak: a strong address costs an allocation per client, and the actor does not need
+    /// one to live (it keeps itself running while it watches).
+    client: WeakAddr<Client>,
     record: Arc<ClientRecord>,
     /// Recovered from the event log and not heard from since the restart: if its watchdog
     /// fires, the reason is `timeout_after_restart`.
     recovered: bool,
+}
+
+impl Entry {
+    /// Tells the actor it is no longer this client's watchdog.
+    fn depart(self) {
+        if let Some(client) = self.client.upgrade() {
+            client.do_send(Depart {
+                record: self.record,
+            });
+        }
+    }
 }
 
 /// Maps `proj` to its actor and record, and decides every transition. Started by the first
@@ -194,7 +208,7 @@ impl Registry {
         match self.clients.insert(proj, entry) {
             // Cannot happen (the callers check), but if it did, the old actor must not watch
             // on and the gauge must not count the client twice.
-            Some(old) => old.client.do_send(Depart { record: old.record }),
+            Some(old) => old.depart(),
             None => self.deps.metrics.client_added(),
         }
     }
@@ -220,7 +234,7 @@ impl Registry {
         self.insert(
             msg.proj.clone(),
             Entry {
-                client: client.clone(),
+                client: client.downgrade(),
                 record,
                 recovered: false,
             },
@@ -254,9 +268,7 @@ impl Registry {
             return;
         };
         let (last_seen, addr) = entry.record.last_seen();
-        entry.client.do_send(Depart {
-            record: entry.record,
-        });
+        entry.depart();
         self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
         self.deps.pipeline.publish(
@@ -301,7 +313,7 @@ impl Actor for Registry {
             ));
             let client = Self::spawn(&record, &home, ctx);
             let entry = Entry {
-                client,
+                client: client.downgrade(),
                 record,
                 recovered: true,
             };
@@ -324,12 +336,21 @@ impl Handler<Resolve> for Registry {
             // the actor re-arm for it. A record in the map is never removed.
             if let Ok(applied) = entry.record.beat(Pulse::now(msg.addr, msg.timeout)) {
                 entry.recovered = false;
-                entry.client.do_send(Rearm {
+                let client = match entry.client.upgrade() {
+                    Some(client) => client,
+                    // Its actor is gone and its `Lost` not handled yet: watch it again now.
+                    None => {
+                        let client = Self::spawn(&entry.record, &msg.home, ctx);
+                        entry.client = client.downgrade();
+                        client
+                    }
+                };
+                client.do_send(Rearm {
                     record: entry.record.clone(),
                     applied,
                 });
                 return Ok(Resolved {
-                    client: entry.client.clone(),
+                    client,
                     timeout: applied.timeout,
                     created: false,
                     adopted: None,
@@ -350,14 +371,20 @@ impl Handler<Relocate> for Registry {
 
     fn handle(&mut self, msg: Relocate, ctx: &mut Context<Self>) -> Self::Result {
         let entry = self.clients.get_mut(&msg.proj)?;
-        if entry.client != msg.from {
+        if entry.client.upgrade().as_ref() != Some(&msg.from) {
             return None;
         }
         let record = Arc::new(entry.record.relocate()?);
         let client = Self::spawn(&record, &msg.home, ctx);
-        let old = std::mem::replace(&mut entry.client, client.clone());
-        let old_record = std::mem::replace(&mut entry.record, record);
-        old.do_send(Depart { record: old_record });
+        let old = std::mem::replace(
+            entry,
+            Entry {
+                client: client.downgrade(),
+                record,
+                recovered: entry.recovered,
+            },
+        );
+        old.depart();
         Some(client)
     }
 }
@@ -384,7 +411,7 @@ impl Handler<Expired> for Registry {
         let Some(entry) = self.clients.get(&msg.proj) else {
             return;
         };
-        if entry.client != msg.client || !entry.record.expire(msg.generation) {
+        if !Arc::ptr_eq(&entry.record, &msg.record) || !entry.record.expire(msg.generation) {
             // A heartbeat arrived after the watchdog fired: the actor re-arms for it.
             return;
         }
@@ -413,7 +440,7 @@ impl Handler<Lost> for Registry {
             msg.proj
         );
         self.deps.metrics.watchdog_lost();
-        entry.client = Self::spawn(&msg.record, &actix::Arbiter::current(), ctx);
+        entry.client = Self::spawn(&msg.record, &actix::Arbiter::current(), ctx).downgrade();
     }
 }
 
@@ -458,10 +485,9 @@ impl Handler<Close> for Registry {
                 timeout: timeout.timeout,
                 timeout_requested: timeout.requested,
             });
+            // Its actor stops watching (a removed record is not watched) and is dropped with
+            // its arbiter: the server is stopping.
             entry.record.remove();
-            entry.client.do_send(Depart {
-                record: entry.record,
-            });
             self.deps.metrics.client_removed();
         }
         ctx.stop();
