@@ -41,3 +41,28 @@ pub fn deserialize_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sys
     let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
     humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
 }
+
+/// Serde helpers for an optional time: RFC 3339 like [`serialize_rfc3339`], `null` for none.
+pub mod rfc3339_opt {
+    use std::time::SystemTime;
+
+    /// Serializes `Some(t)` as RFC 3339, `None` as `null`.
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::serialize_rfc3339(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// The inverse of [`serialize`].
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        let text = <Option<std::borrow::Cow<'de, str>> as serde::Deserialize>::deserialize(d)?;
+        text.map(|t| humantime::parse_rfc3339(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

@@ -377,6 +377,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let mut builder = Builder::new(config.server)
+            .phi(config.phi)
+            .flap(config.flap)
+            .outage(config.outage)
+            .history(config.history)
             .session(config.session)
             .auth(config.auth)
             .storage(config.storage)

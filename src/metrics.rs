@@ -90,6 +90,7 @@ pub struct Metrics {
     auth_reloads: Labelled<ReloadOutcome>,
     tls_reloads: Labelled<ReloadOutcome>,
     watchdogs_lost: Counter,
+    stalls: Counter,
     event_stream_subscribers: Gauge<i64, AtomicI64>,
     webhook_queues: WebhookQueues,
 }
@@ -202,6 +203,12 @@ impl Metrics {
             "Client actors dropped with their arbiter while watching a client (an application stopped the arbiter); each client was watched again",
             watchdogs_lost.clone(),
         );
+        let stalls = Counter::default();
+        registry.register(
+            "heartwatch_stalls",
+            "Times the server itself stalled (a timer fired later than server.stall_threshold, or the wall clock jumped); verdicts were deferred for server.stall_grace each time",
+            stalls.clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "heartwatch_build_info",
@@ -224,6 +231,7 @@ impl Metrics {
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             watchdogs_lost,
+            stalls,
             event_stream_subscribers,
             webhook_queues,
             storage_errors,
@@ -304,6 +312,13 @@ impl Metrics {
     }
     pub(crate) fn registry_running(&self, running: bool) {
         self.registry_running.set(i64::from(running));
+    }
+    pub(crate) fn stall(&self) {
+        self.stalls.inc();
+    }
+    /// Stalls of the server itself noticed so far.
+    pub fn stalls(&self) -> u64 {
+        self.stalls.get()
     }
     pub(crate) fn watchdog_lost(&self) {
         self.watchdogs_lost.inc();
@@ -560,6 +575,7 @@ mod tests {
             "heartwatch_storage_syncs_total 0",
             "heartwatch_webhook_lost_total 0",
             "heartwatch_event_stream_subscribers 0",
+            "heartwatch_stalls_total 0",
             concat!(
                 "heartwatch_build_info{version=\"",
                 env!("CARGO_PKG_VERSION"),

@@ -10,15 +10,18 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
-use crate::config::{validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig};
-use crate::events::{Event, EventBus, LogSink, Pipeline, Sink};
+use crate::config::{
+    validate_detection, validate_parts, AuthConfig, Config, ConfigError, FlapConfig, HistoryConfig,
+    OutageConfig, PhiConfig, ServerConfig, SessionConfig,
+};
+use crate::events::{Event, EventBus, LogSink, Pipeline, Sink, Stage};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
 use crate::ingest::tcp::{self, TcpServices, TlsAcceptor};
 use crate::metrics::Metrics;
 use crate::notify::{self, NotifyConfig};
 use crate::storage::{Journal, RecoveredClient, StorageConfig, StorageError};
-use crate::supervision::{self, Heartbeats, RegistryHandle};
+use crate::supervision::{self, Detection, Heartbeats, PauseBook, RegistryHandle, StallGuard};
 use crate::tls::{ServerTls, TlsError};
 
 /// The server could not start.
@@ -66,6 +69,10 @@ pub enum StartError {
 /// ```
 pub struct Builder {
     config: ServerConfig,
+    phi: PhiConfig,
+    flap: FlapConfig,
+    outage: OutageConfig,
+    history: HistoryConfig,
     session: SessionConfig,
     auth: AuthConfig,
     storage: Option<StorageConfig>,
@@ -81,8 +88,13 @@ pub struct Builder {
 impl Builder {
     /// A server with `config`, the HTTP API on its own listener, and events logged.
     pub fn new(config: ServerConfig) -> Self {
+        let defaults = Config::default();
         Self {
             config,
+            phi: defaults.phi,
+            flap: defaults.flap,
+            outage: defaults.outage,
+            history: defaults.history,
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
             storage: None,
@@ -94,6 +106,33 @@ impl Builder {
             log_events: true,
             tls: None,
         }
+    }
+
+    /// The phi-accrual detector's settings (`[phi]`, used with `server.detector = "phi"`); the
+    /// defaults of `config/default.toml` otherwise.
+    pub fn phi(mut self, phi: PhiConfig) -> Self {
+        self.phi = phi;
+        self
+    }
+
+    /// Flap damping (`[flap]`); the defaults of `config/default.toml` otherwise.
+    pub fn flap(mut self, flap: FlapConfig) -> Self {
+        self.flap = flap;
+        self
+    }
+
+    /// Grouping of correlated offlines (`[outage]`); the defaults of `config/default.toml`
+    /// otherwise.
+    pub fn outage(mut self, outage: OutageConfig) -> Self {
+        self.outage = outage;
+        self
+    }
+
+    /// What the history endpoint keeps (`[history]`); the defaults of `config/default.toml`
+    /// otherwise.
+    pub fn history(mut self, history: HistoryConfig) -> Self {
+        self.history = history;
+        self
     }
 
     /// Per-connection liveness settings (pings, first-frame deadline, TCP keepalive); the
@@ -175,6 +214,13 @@ impl Builder {
             self.storage.as_ref(),
             self.notify.as_ref(),
         )?;
+        validate_detection(
+            &self.config,
+            &self.phi,
+            &self.flap,
+            &self.outage,
+            &self.history,
+        )?;
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
@@ -197,13 +243,23 @@ impl Builder {
         sinks.push(Box::new(hub));
         sinks.push(Box::new(events.clone()));
         sinks.extend(self.sinks);
-        let pipeline = Pipeline::new(storage.last_seq, sinks);
+        // Between the registry and the sinks: flap damping and outage grouping.
+        let stage = Stage::new(&self.flap, &self.outage, storage.recovered.len());
+        let pipeline = Pipeline::with_stage(storage.last_seq, sinks, stage);
+        let detection = detection(&config, &self.phi, &self.history, &metrics);
+        let background = vec![
+            actix_rt::spawn(pipeline.clone().housekeeping()),
+            actix_rt::spawn(supervision::watch_stalls(detection.stall.clone())),
+        ];
 
+        let pauses = PauseBook::open(self.storage.as_ref().map(|s| s.path.as_path()));
         let heartbeats = supervision::start(
             Arbiter::current(),
             config.timeout_policy(),
             config.max_clients,
             pipeline,
+            detection,
+            pauses,
             metrics.clone(),
         );
         heartbeats.registry().recover(storage.recovered);
@@ -237,6 +293,7 @@ impl Builder {
             storage.webhooks,
             storage.journal.as_ref(),
             self.notify.as_ref(),
+            &self.outage,
             &metrics,
         )?;
         let arbiters: Vec<Arbiter> = (0..config.worker_count()).map(|_| Arbiter::new()).collect();
@@ -273,10 +330,28 @@ impl Builder {
             arbiters,
             journal: storage.journal,
             webhooks,
+            background,
             auth,
             tls: self.tls,
         })
     }
+}
+
+/// How silent clients are judged: the detector, late verdicts, and the stall guard.
+fn detection(
+    config: &ServerConfig,
+    phi: &PhiConfig,
+    history: &HistoryConfig,
+    metrics: &Arc<Metrics>,
+) -> Arc<Detection> {
+    let stall = StallGuard::new(config.stall_threshold, config.stall_grace, metrics.clone());
+    Arc::new(Detection::new(
+        config.detector,
+        config.late_ratio,
+        phi,
+        history.samples,
+        Arc::new(stall),
+    ))
 }
 
 /// The event log and the webhooks that read it, opened; or nothing, without `[storage]`.
@@ -338,12 +413,13 @@ fn start_webhooks(
     webhooks: Option<notify::Webhooks>,
     journal: Option<&Journal>,
     notify: Option<&NotifyConfig>,
+    outage: &OutageConfig,
     metrics: &Arc<Metrics>,
 ) -> Result<Vec<JoinHandle<()>>, StartError> {
     // Webhooks without the event log are refused by the configuration's validation.
     match (journal, webhooks, notify) {
         (Some(journal), Some(webhooks), Some(notify)) => webhooks
-            .spawn(notify, journal, metrics)
+            .spawn(notify, outage.webhooks, journal, metrics)
             .map_err(StartError::Webhook),
         _ => Ok(Vec::new()),
     }
@@ -392,6 +468,8 @@ pub struct Running {
     arbiters: Vec<Arbiter>,
     journal: Option<Journal>,
     webhooks: Vec<JoinHandle<()>>,
+    /// The pipeline's timers and the stall watch.
+    background: Vec<JoinHandle<()>>,
     auth: Option<Arc<Authenticator>>,
     tls: Option<ServerTls>,
 }
@@ -483,8 +561,8 @@ impl Running {
         let online = self.heartbeats.registry().close().await;
         // A delivery in flight is cut: its cursor was not advanced, so it is sent again after
         // the next start (at least once).
-        for webhook in &self.webhooks {
-            webhook.abort();
+        for task in self.webhooks.iter().chain(&self.background) {
+            task.abort();
         }
         if let Some(journal) = &self.journal {
             // The exact state at the stop, last heartbeats included, for the next start.

@@ -229,7 +229,11 @@ async fn a_user_subscriber_receives_online_and_offline() {
             .await
             .expect("an event in time")
             .expect("subscriber alive");
-        kinds.push(format!("{} {}", event.proj(), event_kind(&event)));
+        kinds.push(format!(
+            "{} {}",
+            common::event_proj(&event),
+            event_kind(&event)
+        ));
     }
     assert_eq!(
         kinds,
@@ -247,7 +251,7 @@ async fn a_user_subscriber_receives_online_and_offline() {
     client.heartbeat("later").await;
     client.offline("later").await;
     let kinds = [late.next().await, late.next().await]
-        .map(|event| format!("{} {}", event.proj(), event_kind(&event)));
+        .map(|event| format!("{} {}", common::event_proj(&event), event_kind(&event)));
     assert_eq!(kinds, ["later online", "later offline(offline)"]);
 
     server.stop().await;

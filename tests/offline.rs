@@ -67,7 +67,7 @@ async fn offline_for_an_unknown_proj_is_acked_and_changes_nothing() {
     client.heartbeat("marker").await;
     let next = events.next().await;
     assert_eq!(
-        (next.proj().as_str(), event_kind(&next).as_str()),
+        (common::event_proj(&next), event_kind(&next).as_str()),
         ("marker", "online"),
         "no event for an offline of a client that is not online"
     );

@@ -122,7 +122,11 @@ async fn a_gateway_connection_carries_several_clients() {
     let mut seen = Vec::new();
     for _ in 0..6 {
         let event = events.next().await;
-        seen.push(format!("{} {}", common::event_kind(&event), event.proj()));
+        seen.push(format!(
+            "{} {}",
+            common::event_kind(&event),
+            common::event_proj(&event)
+        ));
     }
     assert_eq!(
         seen,

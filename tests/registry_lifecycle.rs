@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{event_kind, eventually, Client, EventLog, TestServer, IO_TIMEOUT};
+use common::{event_kind, eventually, test_config, Client, EventLog, TestServer, IO_TIMEOUT};
 use futures_util::future::join_all;
+use heartwatch::Builder;
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -64,6 +65,11 @@ async fn the_registry_runs_only_while_a_client_is_online() {
     server.stop().await;
 }
 
+/// A server for a churn of one client: flap damping off, so that every transition is an event.
+async fn churn_server() -> TestServer {
+    TestServer::start_with(Builder::new(test_config()).flap(common::no_flap_damping())).await
+}
+
 /// Checks the state after a churn of heartbeats and offlines for `proj` that ended with an
 /// offline: gone from the API and the gauges, the registry stopped, and the events alternating
 /// online, offline, online... with one offline per online and nothing after the last offline
@@ -98,7 +104,7 @@ async fn assert_settled_after_churn(
             "offline(offline)"
         };
         assert_eq!(event_kind(event), expected, "event #{i} of {}", seen.len());
-        assert_eq!(event.proj().as_str(), proj);
+        assert_eq!(common::event_proj(event), proj);
     }
     // No frame was refused on the way.
     assert_eq!(
@@ -111,7 +117,7 @@ async fn assert_settled_after_churn(
     client.heartbeat(proj).await;
     let next = events.next().await;
     assert_eq!(
-        (next.proj().as_str(), event_kind(&next).as_str()),
+        (common::event_proj(&next), event_kind(&next).as_str()),
         (proj, "online"),
         "the event after the final offline"
     );
@@ -122,7 +128,7 @@ async fn assert_settled_after_churn(
 async fn the_registry_restarts_for_every_heartbeat_after_an_offline_across_connections() {
     const CONNECTIONS: usize = 4;
     const ROUNDS: usize = 500;
-    let server = TestServer::start_default().await;
+    let server = churn_server().await;
     let mut events = server.event_log();
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -175,7 +181,7 @@ async fn the_registry_restarts_for_every_heartbeat_after_an_offline_across_conne
 /// concurrent traffic. Every frame must be acked, every heartbeat counted, and the settled
 /// state consistent.
 async fn concurrent_churn(connections: usize, rounds: u64) {
-    let server = TestServer::start_default().await;
+    let server = churn_server().await;
     let mut events = server.event_log();
     let mut clients = Vec::new();
     for _ in 0..connections {

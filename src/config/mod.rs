@@ -11,19 +11,29 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
-pub(crate) use validate::validate_parts;
+pub(crate) use validate::{validate_detection, validate_parts};
 
 use crate::auth::Secret;
+pub use crate::events::{DetectorKind, FlapConfig, OutageConfig, OutageWebhooks};
 pub use crate::notify::{NotifyConfig, WebhookConfig};
-pub use crate::storage::{FsyncPolicy, StorageConfig};
+pub use crate::storage::{FsyncPolicy, HistoryConfig, StorageConfig};
+pub use crate::supervision::PhiConfig;
 use crate::supervision::TimeoutPolicy;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The listeners and the protocol limits.
+    /// The listeners, the protocol limits and how silent clients are judged.
     pub server: ServerConfig,
+    /// The phi-accrual detector (`server.detector = "phi"`).
+    pub phi: PhiConfig,
+    /// Flap damping.
+    pub flap: FlapConfig,
+    /// Grouping of correlated offlines.
+    pub outage: OutageConfig,
+    /// What the history endpoint keeps.
+    pub history: HistoryConfig,
     /// Per-connection liveness: pings, deadlines, TCP keepalive.
     pub session: SessionConfig,
     /// Authentication.
@@ -148,8 +158,8 @@ impl Default for SessionConfig {
     }
 }
 
-/// `[server]`: listeners, timeouts, limits.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[server]`: listeners, timeouts, limits, detection.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// TCP address for heartbeat connections.
@@ -179,6 +189,24 @@ pub struct ServerConfig {
     pub workers: usize,
     /// HTTP worker threads.
     pub http_workers: usize,
+    /// How a silent client is judged offline: `fixed` (its timeout) or `phi` (adaptive).
+    pub detector: DetectorKind,
+    /// Fraction of the time to its offline verdict after which a silent client is `late`;
+    /// 0 turns late verdicts off.
+    pub late_ratio: f64,
+    /// A timer firing later than this, or a wall-clock jump this large, means the server itself
+    /// stalled; 0 turns stall detection off.
+    #[serde(with = "humantime_serde")]
+    pub stall_threshold: Duration,
+    /// How long verdicts are deferred after a stall.
+    #[serde(with = "humantime_serde")]
+    pub stall_grace: Duration,
+    /// The heartbeat interval suggested in acks (`interval_ms`): the client's timeout times
+    /// this.
+    pub interval_ratio: f64,
+    /// Heartbeats that may wait for the registry at once (first heartbeats, mostly); past it, a
+    /// new client is answered `unavailable` with a `retry_after_ms`.
+    pub max_pending: usize,
 }
 
 /// `[log]`: where logging is configured.

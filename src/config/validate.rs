@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, ServerConfig, SessionConfig, TlsConfig};
+use super::{
+    Config, ConfigError, FlapConfig, HistoryConfig, OutageConfig, PhiConfig, ServerConfig,
+    SessionConfig, TlsConfig,
+};
 use crate::auth::Authenticator;
 use crate::notify::NotifyConfig;
 use crate::storage::StorageConfig;
@@ -20,6 +23,13 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         &config.session,
         Some(&config.storage),
         Some(&config.notify),
+    )?;
+    validate_detection(
+        &config.server,
+        &config.phi,
+        &config.flap,
+        &config.outage,
+        &config.history,
     )?;
     validate_tls(&config.tls)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
@@ -103,6 +113,95 @@ fn validate_server(s: &ServerConfig) -> Result<(), ConfigError> {
     }
     if s.http_workers == 0 {
         return Err(value("server.http_workers", "must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// Checks how silent clients are judged, announced and remembered (`server.detector` and its
+/// neighbours, `[phi]`, `[flap]`, `[outage]`, `[history]`).
+pub(crate) fn validate_detection(
+    server: &ServerConfig,
+    phi: &PhiConfig,
+    flap: &FlapConfig,
+    outage: &OutageConfig,
+    history: &HistoryConfig,
+) -> Result<(), ConfigError> {
+    if !(0.0..1.0).contains(&server.late_ratio) {
+        return Err(value(
+            "server.late_ratio",
+            format!(
+                "{} is not in 0 ..< 1 (0 turns late verdicts off)",
+                server.late_ratio
+            ),
+        ));
+    }
+    if !(server.interval_ratio > 0.0 && server.interval_ratio <= 1.0) {
+        return Err(value(
+            "server.interval_ratio",
+            format!("{} is not in 0 <.. 1", server.interval_ratio),
+        ));
+    }
+    if !server.stall_threshold.is_zero() && server.stall_grace.is_zero() {
+        return Err(value(
+            "server.stall_grace",
+            "must be greater than zero when server.stall_threshold is on",
+        ));
+    }
+    if server.max_pending == 0 {
+        return Err(value("server.max_pending", "must be greater than zero"));
+    }
+    if !(2..=usize::from(u16::MAX)).contains(&phi.window) {
+        return Err(value(
+            "phi.window",
+            format!("{} is not in 2 ..= 65535", phi.window),
+        ));
+    }
+    if !(1.0..=100.0).contains(&phi.threshold) {
+        return Err(value(
+            "phi.threshold",
+            format!("{} is not in 1 ..= 100", phi.threshold),
+        ));
+    }
+    if phi.min_deviation.is_zero() {
+        return Err(value("phi.min_deviation", "must be greater than zero"));
+    }
+    if phi.min_samples == 0 || phi.min_samples > phi.window {
+        return Err(value(
+            "phi.min_samples",
+            format!(
+                "{} is not in 1 ..= phi.window ({})",
+                phi.min_samples, phi.window
+            ),
+        ));
+    }
+    if flap.transitions > 0 && (flap.transitions < 2 || flap.window.is_zero()) {
+        return Err(value(
+            "flap.transitions",
+            "must be 0 (off) or at least 2, with a flap.window greater than zero",
+        ));
+    }
+    if outage.min_clients > 0 {
+        if !(outage.ratio > 0.0 && outage.ratio <= 1.0) {
+            return Err(value(
+                "outage.ratio",
+                format!("{} is not in 0 <.. 1", outage.ratio),
+            ));
+        }
+        if outage.window.is_zero() || outage.max_duration.is_zero() {
+            return Err(value(
+                "outage.window",
+                "outage.window and outage.max_duration must be greater than zero",
+            ));
+        }
+    }
+    if history.limit == 0 {
+        return Err(value("history.limit", "must be greater than zero"));
+    }
+    if history.samples > usize::from(u16::MAX) {
+        return Err(value(
+            "history.samples",
+            format!("{} is above 65535", history.samples),
+        ));
     }
     Ok(())
 }

@@ -70,6 +70,8 @@ impl EventBus {
 
 impl Sink for EventBus {
     fn publish(&mut self, published: &Published) {
-        self.deliver(&published.event);
+        if !published.muted {
+            self.deliver(&published.event);
+        }
     }
 }

@@ -6,8 +6,10 @@ use std::time::SystemTime;
 use actix::Message;
 use serde::{Deserialize, Serialize};
 
+use super::evidence::Evidence;
 use crate::clock::serialize_rfc3339;
 use crate::protocol::Proj;
+use crate::supervision::ClientState;
 
 /// Why a client went offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,21 +48,32 @@ impl std::fmt::Display for OfflineReason {
     }
 }
 
-/// A liveness transition. Each client's events alternate `Online`, `Offline`, `Online`, ...
-/// and every subscriber sees them in that order.
+/// Something that happened to a client (or, for outages, to many), as every sink sees it.
+///
+/// Per client, `online` and `offline` alternate (an `online` with `recovered: true` is not a
+/// new session: it ends a `late`), and every subscriber sees one client's events in order.
+/// More kinds may come: match with a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Message)]
 #[rtype(result = "()")]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
-    /// The first heartbeat of a client that was not known.
+    /// The first heartbeat of a client that was not known; or, with `recovered`, the first
+    /// heartbeat of a `late` client.
     Online {
         /// Who.
         proj: Proj,
-        /// Where its first heartbeat came from.
+        /// Where its heartbeat came from.
         addr: SocketAddr,
         /// When.
         #[serde(serialize_with = "serialize_rfc3339")]
         at: SystemTime,
+        /// The client was `late` and beats again: not a new session.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
+        /// It comes back from this outage (the `id` of its `outage` event).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        outage: Option<u64>,
     },
     /// The client is gone and has been removed.
     Offline {
@@ -76,14 +89,155 @@ pub enum Event {
         /// When it was declared offline.
         #[serde(serialize_with = "serialize_rfc3339")]
         at: SystemTime,
+        /// Why the verdict was made (absent only in events logged by older versions).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        evidence: Option<Evidence>,
+        /// The outage it is part of (the `id` of its `outage` event), once recognised.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        outage: Option<u64>,
+    },
+    /// The client has been silent for `server.late_ratio` of the time after which it would be
+    /// declared offline.
+    Late {
+        /// Who.
+        proj: Proj,
+        /// Where its last heartbeat came from.
+        addr: SocketAddr,
+        /// Its last heartbeat.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        last_seen: SystemTime,
+        /// Its silence so far.
+        silent_ms: u64,
+        /// When it was judged late.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
+        /// Why.
+        evidence: Evidence,
+    },
+    /// An operator paused the client: it is not judged until resumed.
+    Paused {
+        /// Who.
+        proj: Proj,
+        /// When the pause ends by itself (`null`: when resumed).
+        #[serde(with = "crate::clock::rfc3339_opt")]
+        until: Option<SystemTime>,
+        /// The glob of the maintenance window that paused it, if it was one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
+        /// When.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
+    },
+    /// The client's pause ended: its watchdog runs again from the later of its last heartbeat
+    /// and now.
+    Resumed {
+        /// Who.
+        proj: Proj,
+        /// Whether the pause ran out (`for`) rather than being resumed.
+        expired: bool,
+        /// When.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
+    },
+    /// The client went offline and online `transitions` times within `flap.window`: its
+    /// further transitions are recorded but not announced until it is `stable`.
+    Flapping {
+        /// Who.
+        proj: Proj,
+        /// Transitions seen within the window.
+        transitions: u32,
+        /// `flap.window`.
+        window_ms: u64,
+        /// When.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
+    },
+    /// A flapping client had no transition for `flap.window`.
+    Stable {
+        /// Who.
+        proj: Proj,
+        /// Its state now.
+        state: ClientState,
+        /// Transitions recorded but not announced while it flapped.
+        suppressed: u64,
+        /// When.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
+    },
+    /// Many clients went offline together (`[outage]`): one event instead of a storm.
+    Outage {
+        /// Its number (this event's own id); each member's `offline` carries it as `outage`.
+        id: u64,
+        /// Clients offline in it when it was recognised.
+        count: u64,
+        /// Up to 100 of them.
+        projs: Vec<Proj>,
+        /// When the first of them went offline.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        started_at: SystemTime,
+        /// When it was recognised.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
+    },
+    /// An outage is over: most of its clients are back, or `outage.max_duration` passed.
+    OutageEnd {
+        /// The outage's `id`.
+        id: u64,
+        /// Clients that went offline in it.
+        count: u64,
+        /// How many of them came back.
+        recovered: u64,
+        /// When it started.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        started_at: SystemTime,
+        /// When it ended.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        at: SystemTime,
     },
 }
 
 impl Event {
-    /// The client this event is about.
-    pub fn proj(&self) -> &Proj {
+    /// The client this event is about; `None` for outages, which are about many.
+    pub fn proj(&self) -> Option<&Proj> {
         match self {
-            Event::Online { proj, .. } | Event::Offline { proj, .. } => proj,
+            Event::Online { proj, .. }
+            | Event::Offline { proj, .. }
+            | Event::Late { proj, .. }
+            | Event::Paused { proj, .. }
+            | Event::Resumed { proj, .. }
+            | Event::Flapping { proj, .. }
+            | Event::Stable { proj, .. } => Some(proj),
+            Event::Outage { .. } | Event::OutageEnd { .. } => None,
+        }
+    }
+
+    /// The kind, as in the JSON `event` field: `online`, `offline`, `late`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Online { .. } => "online",
+            Event::Offline { .. } => "offline",
+            Event::Late { .. } => "late",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::Flapping { .. } => "flapping",
+            Event::Stable { .. } => "stable",
+            Event::Outage { .. } => "outage",
+            Event::OutageEnd { .. } => "outage_end",
+        }
+    }
+
+    /// When it happened.
+    pub fn at(&self) -> SystemTime {
+        match self {
+            Event::Online { at, .. }
+            | Event::Offline { at, .. }
+            | Event::Late { at, .. }
+            | Event::Paused { at, .. }
+            | Event::Resumed { at, .. }
+            | Event::Flapping { at, .. }
+            | Event::Stable { at, .. }
+            | Event::Outage { at, .. }
+            | Event::OutageEnd { at, .. } => *at,
         }
     }
 }
@@ -91,6 +245,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{DetectorKind, PhiValue};
     use std::time::Duration;
 
     #[test]
@@ -100,21 +255,82 @@ mod tests {
             proj: Proj::new("P-17").unwrap(),
             addr: "127.0.0.1:4000".parse().unwrap(),
             at,
+            recovered: false,
+            outage: None,
         };
         assert_eq!(
             serde_json::to_string(&online).unwrap(),
             r#"{"event":"online","proj":"P-17","addr":"127.0.0.1:4000","at":"2023-11-14T22:13:20.123000Z"}"#
         );
+        let evidence = Evidence {
+            detector: DetectorKind::Phi,
+            silent_ms: 2400,
+            timeout_ms: 20000,
+            mean_interval_ms: Some(1000),
+            missed_beats: 2,
+            phi: Some(PhiValue::new(8.0)),
+        };
         let offline = Event::Offline {
             proj: Proj::new("P-17").unwrap(),
             reason: OfflineReason::Timeout,
             addr: "127.0.0.1:4000".parse().unwrap(),
             last_seen: at,
             at,
+            evidence: Some(evidence),
+            outage: Some(41),
         };
         assert_eq!(
             serde_json::to_string(&offline).unwrap(),
-            r#"{"event":"offline","proj":"P-17","reason":"timeout","addr":"127.0.0.1:4000","last_seen":"2023-11-14T22:13:20.123000Z","at":"2023-11-14T22:13:20.123000Z"}"#
+            r#"{"event":"offline","proj":"P-17","reason":"timeout","addr":"127.0.0.1:4000","last_seen":"2023-11-14T22:13:20.123000Z","at":"2023-11-14T22:13:20.123000Z","evidence":{"detector":"phi","silent_ms":2400,"timeout_ms":20000,"mean_interval_ms":1000,"missed_beats":2,"phi":8.0},"outage":41}"#
         );
+        let late = Event::Late {
+            proj: Proj::new("P-17").unwrap(),
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            last_seen: at,
+            silent_ms: 1200,
+            at,
+            evidence: Evidence {
+                detector: DetectorKind::Fixed,
+                phi: None,
+                mean_interval_ms: None,
+                ..evidence
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&late).unwrap(),
+            r#"{"event":"late","proj":"P-17","addr":"127.0.0.1:4000","last_seen":"2023-11-14T22:13:20.123000Z","silent_ms":1200,"at":"2023-11-14T22:13:20.123000Z","evidence":{"detector":"fixed","silent_ms":2400,"timeout_ms":20000,"mean_interval_ms":null,"missed_beats":2}}"#
+        );
+        let recovered = Event::Online {
+            proj: Proj::new("P-17").unwrap(),
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            at,
+            recovered: true,
+            outage: None,
+        };
+        assert!(serde_json::to_string(&recovered)
+            .unwrap()
+            .ends_with(r#""recovered":true}"#));
+        let paused = Event::Paused {
+            proj: Proj::new("P-17").unwrap(),
+            until: None,
+            window: Some("P-*".into()),
+            at,
+        };
+        assert_eq!(
+            serde_json::to_string(&paused).unwrap(),
+            r#"{"event":"paused","proj":"P-17","until":null,"window":"P-*","at":"2023-11-14T22:13:20.123000Z"}"#
+        );
+        assert_eq!(paused.kind(), "paused");
+        let end = Event::OutageEnd {
+            id: 41,
+            count: 20,
+            recovered: 17,
+            started_at: at,
+            at,
+        };
+        assert_eq!(end.proj(), None);
+        assert!(serde_json::to_string(&end)
+            .unwrap()
+            .starts_with(r#"{"event":"outage_end","id":41,"count":20,"recovered":17,"#));
     }
 }

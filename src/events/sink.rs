@@ -1,6 +1,7 @@
 //! The one interface through which transitions leave the registry.
 
 use super::event::Event;
+use crate::supervision::IntervalSummary;
 use std::time::Duration;
 
 /// A transition as every sink sees it: numbered, in the order the registry decided it.
@@ -16,6 +17,13 @@ pub struct Published {
     /// the client asked for it (a defaulted timeout follows the server's default after a
     /// restart).
     pub timeout: Option<ClientTimeout>,
+    /// Recorded but not announced: a transition of a flapping client. The event log (and the
+    /// history, and a sink that replicates state) keep it; the server log, the event stream,
+    /// the subscribers and the webhooks leave it out.
+    pub muted: bool,
+    /// For an `offline` event, the client's recent heartbeat intervals, for the event log and
+    /// the history (the public event carries only their mean, in its evidence).
+    pub intervals: Option<IntervalSummary>,
 }
 
 /// A client's watchdog timeout and where it came from.

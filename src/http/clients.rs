@@ -7,7 +7,7 @@ use super::{ApiError, ApiState};
 use crate::protocol::Proj;
 use crate::supervision::{ClientState, List, Unavailable};
 
-/// Query string of the list: `?limit=N&after=PROJ&state=online`.
+/// Query string of the list: `?limit=N&after=PROJ&state=late`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     limit: Option<usize>,
@@ -22,8 +22,8 @@ fn bad_request(message: String) -> HttpResponse {
     })
 }
 
-/// Online clients in `proj` order, paged with `limit` and `after` (the last `proj` of the
-/// previous page), optionally filtered by `state`.
+/// Known clients in `proj` order, paged with `limit` and `after` (the last `proj` of the
+/// previous page), optionally only those in one `state` (the filter applies before paging).
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -38,26 +38,29 @@ pub(crate) async fn list(
     };
     let wanted = match query.state.as_deref() {
         None => None,
-        Some("online") => Some(ClientState::Online),
-        Some(other) => {
-            return bad_request(format!("state: unknown state {other:?} (known: online)"))
-        }
+        Some(name) => match ClientState::parse(name) {
+            Some(wanted) => Some(wanted),
+            None => {
+                let known: Vec<&str> = ClientState::ALL.iter().map(|s| s.as_str()).collect();
+                return bad_request(format!(
+                    "state: unknown state {name:?} (known: {})",
+                    known.join(", ")
+                ));
+            }
+        },
     };
     let listed = state
         .registry
         .list(List {
             after,
             limit: query.limit,
+            state: wanted,
         })
         .await;
-    let mut clients = match listed {
-        Ok(clients) => clients,
-        Err(e) => return unavailable(e),
-    };
-    if let Some(wanted) = wanted {
-        clients.retain(|c| c.state == wanted);
+    match listed {
+        Ok(clients) => HttpResponse::Ok().json(clients),
+        Err(e) => unavailable(e),
     }
-    HttpResponse::Ok().json(clients)
 }
 
 /// One client, or 404 if it is not online.

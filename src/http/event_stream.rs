@@ -34,7 +34,7 @@ impl SseHub {
 
 impl Sink for SseHub {
     fn publish(&mut self, published: &Published) {
-        if self.sender.receiver_count() == 0 {
+        if published.muted || self.sender.receiver_count() == 0 {
             return;
         }
         let mut block = Vec::with_capacity(192);

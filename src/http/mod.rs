@@ -8,6 +8,8 @@ mod clients;
 mod event_stream;
 mod health;
 mod metrics;
+mod pauses;
+mod write_access;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,7 +74,8 @@ pub(crate) struct ApiError {
     message: String,
 }
 
-/// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}]`, `/api/v1/events`.
+/// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}]`, `/api/v1/events`,
+/// and the pauses: `POST /api/v1/clients/{proj}/pause|resume`, `POST /api/v1/pause|resume`.
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let bad_query = web::QueryConfig::default().error_handler(|err, _| {
@@ -92,7 +95,17 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/v1/clients", web::get().to(clients::list))
             .route("/api/v1/clients/{proj}", web::get().to(clients::get))
-            .route("/api/v1/events", web::get().to(event_stream::events));
+            .route("/api/v1/events", web::get().to(event_stream::events))
+            .route(
+                "/api/v1/clients/{proj}/pause",
+                web::post().to(pauses::pause),
+            )
+            .route(
+                "/api/v1/clients/{proj}/resume",
+                web::post().to(pauses::resume),
+            )
+            .route("/api/v1/pause", web::post().to(pauses::pause_window))
+            .route("/api/v1/resume", web::post().to(pauses::resume_window));
     }
 }
 

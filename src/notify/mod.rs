@@ -47,7 +47,8 @@ pub struct NotifyConfig {
 pub struct WebhookConfig {
     /// Where events are POSTed (`http://` or `https://`).
     pub url: String,
-    /// Which events: `online`, `offline`; empty or absent: all.
+    /// Which events: `online`, `offline`, `late`, `paused`, `resumed`, `flapping`, `stable`,
+    /// `outage`, `outage_end`; empty or absent: all.
     #[serde(default)]
     pub events: Vec<EventKind>,
     /// Key of the HMAC-SHA256 signature header; empty: unsigned.
@@ -92,11 +93,26 @@ impl WebhookConfig {
 /// The kinds of events a webhook can filter on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
-    /// A client came online.
+    /// A client came online (a recovered late client too).
     Online,
     /// A client went offline (any reason).
     Offline,
+    /// A client is late.
+    Late,
+    /// A client was paused.
+    Paused,
+    /// A client's pause ended.
+    Resumed,
+    /// A client started flapping.
+    Flapping,
+    /// A flapping client is stable again.
+    Stable,
+    /// Many clients went offline together.
+    Outage,
+    /// An outage ended.
+    OutageEnd,
 }
 
 impl EventKind {
@@ -105,6 +121,13 @@ impl EventKind {
         match event {
             Event::Online { .. } => EventKind::Online,
             Event::Offline { .. } => EventKind::Offline,
+            Event::Late { .. } => EventKind::Late,
+            Event::Paused { .. } => EventKind::Paused,
+            Event::Resumed { .. } => EventKind::Resumed,
+            Event::Flapping { .. } => EventKind::Flapping,
+            Event::Stable { .. } => EventKind::Stable,
+            Event::Outage { .. } => EventKind::Outage,
+            Event::OutageEnd { .. } => EventKind::OutageEnd,
         }
     }
 
@@ -113,6 +136,13 @@ impl EventKind {
         match self {
             EventKind::Online => "online",
             EventKind::Offline => "offline",
+            EventKind::Late => "late",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
+            EventKind::Flapping => "flapping",
+            EventKind::Stable => "stable",
+            EventKind::Outage => "outage",
+            EventKind::OutageEnd => "outage_end",
         }
     }
 }

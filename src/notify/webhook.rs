@@ -13,7 +13,7 @@ use super::cursor::CursorFile;
 use super::signature::{sign, SIGNATURE_HEADER};
 use super::{EventKind, NotifyConfig, WebhookConfig};
 use crate::client::Backoff;
-use crate::events::Event;
+use crate::events::{Event, OutageWebhooks};
 use crate::metrics::Metrics;
 use crate::storage::{Journal, LogTail};
 
@@ -93,10 +93,12 @@ impl Webhooks {
 
     /// Starts one delivery task per webhook on the current actix arbiter (HTTP client
     /// connections are per thread), each from its cursor, or from the end of the log for a
-    /// webhook new here.
+    /// webhook new here. `outage` says whether the members of an outage are delivered one by
+    /// one or only as the outage's own events.
     pub fn spawn(
         self,
         config: &NotifyConfig,
+        outage: OutageWebhooks,
         journal: &Journal,
         metrics: &Arc<Metrics>,
     ) -> std::io::Result<Vec<JoinHandle<()>>> {
@@ -130,6 +132,7 @@ impl Webhooks {
                 retry_initial: config.retry_initial,
                 retry_max: config.retry_max,
                 timeout: config.timeout,
+                outage,
                 metrics: metrics.clone(),
                 tls: self.tls.clone(),
             };
@@ -148,11 +151,28 @@ struct Delivery {
     retry_initial: Duration,
     retry_max: Duration,
     timeout: Duration,
+    outage: OutageWebhooks,
     metrics: Arc<Metrics>,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Delivery {
+    /// Whether `event` goes to this webhook: it wants its kind, and it is not the offline or
+    /// online of an outage's member while outages are delivered grouped.
+    fn delivers(&self, event: &Event) -> bool {
+        let member = matches!(
+            event,
+            Event::Offline {
+                outage: Some(_),
+                ..
+            } | Event::Online {
+                outage: Some(_),
+                ..
+            }
+        );
+        self.hook.wants(event) && !(member && self.outage == OutageWebhooks::Grouped)
+    }
+
     async fn run(mut self, mut committed: watch::Receiver<u64>) {
         let mut connector = awc::Connector::new();
         if let Some(tls) = &self.tls {
@@ -188,7 +208,7 @@ impl Delivery {
                 }
                 let nothing_more = batch.events.is_empty();
                 for (seq, event) in batch.events {
-                    if self.hook.wants(&event) {
+                    if self.delivers(&event) {
                         self.deliver(&client, seq, &event).await;
                         self.advance(seq);
                     }

@@ -29,7 +29,9 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 enum Command {
-    Append(Published),
+    /// Boxed: an event is a few hundred bytes, and the channel's slots are as large as the
+    /// largest command.
+    Append(Box<Published>),
     Snapshot(Vec<RecoveredClient>),
     Close(mpsc::Sender<()>),
 }
@@ -182,7 +184,7 @@ impl Journal {
 
 impl Sink for Journal {
     fn publish(&mut self, published: &Published) {
-        self.send(Command::Append(published.clone()));
+        self.send(Command::Append(Box::new(published.clone())));
     }
 }
 
@@ -275,7 +277,7 @@ impl Writer {
         let record = LogRecord::from_published(published);
         self.next_seq = published.id + 1;
         match &published.event {
-            Event::Online { proj, addr, at } => {
+            Event::Online { proj, addr, at, .. } => {
                 let timeout = published.timeout.unwrap_or_default();
                 let client = RecoveredClient {
                     proj: proj.clone(),
@@ -289,6 +291,7 @@ impl Writer {
             Event::Offline { proj, .. } => {
                 self.online.remove(proj);
             }
+            _ => {}
         }
         record.write_line(&mut self.buf);
     }
@@ -496,6 +499,8 @@ mod tests {
             proj: Proj::new(p).unwrap(),
             addr: "127.0.0.1:1".parse().unwrap(),
             at: SystemTime::now(),
+            recovered: false,
+            outage: None,
         }
     }
 
@@ -506,6 +511,8 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             last_seen: SystemTime::now(),
             at: SystemTime::now(),
+            evidence: None,
+            outage: None,
         }
     }
 
@@ -537,6 +544,8 @@ mod tests {
                 timeout,
                 requested: true,
             }),
+            muted: false,
+            intervals: None,
         }
     }
 

@@ -6,14 +6,18 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{deserialize_rfc3339, millis, serialize_rfc3339};
-use crate::events::{ClientTimeout, Event, OfflineReason, Published};
+use crate::events::{ClientTimeout, Event, Evidence, OfflineReason, Published};
 use crate::protocol::Proj;
+use crate::supervision::{ClientState, IntervalSummary};
 
 /// A line of the event log: an event with its sequence number, or part of a snapshot.
 ///
 /// Events carry the same fields as [`Event`] (so the log reads like the event stream), plus a
-/// `seq` that webhooks use as a delivery id and a cursor, plus what recovery needs and the
-/// public event does not say (`timeout_ms`, the client's watchdog timeout).
+/// `seq` that webhooks use as a delivery id and a cursor, plus what recovery and the history
+/// need and the public event does not say (`timeout_ms`, the client's watchdog timeout; the
+/// interval statistics of a client that went offline; `muted` for a flapping client's
+/// transitions, which webhooks skip). Every field added since the first version is optional,
+/// so logs written before it are still read.
 ///
 /// A snapshot is the set of online clients, written at the start of each segment: a
 /// `snapshot` line with the count, one `client` line per client, and a `snapshot_end` line
@@ -23,7 +27,7 @@ use crate::protocol::Proj;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LogRecord {
-    /// A client came online.
+    /// A client came online (or, with `recovered`, a late client beat again).
     Online {
         /// Sequence number, from 1, increasing by one per event across restarts.
         seq: u64,
@@ -43,6 +47,15 @@ pub enum LogRecord {
         /// a restart it follows the new default. Absent (false) in logs written before it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         timeout_default: bool,
+        /// It ended a `late`: not a new session.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
+        /// The outage it came back from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outage: Option<u64>,
+        /// Recorded, not announced (a flapping client).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        muted: bool,
     },
     /// A client went offline.
     Offline {
@@ -61,6 +74,160 @@ pub enum LogRecord {
         )]
         last_seen: SystemTime,
         /// When it was declared offline.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+        /// Why the verdict was made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Evidence>,
+        /// The outage it is part of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outage: Option<u64>,
+        /// Its recent heartbeat intervals (for the history).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intervals: Option<IntervalSummary>,
+        /// Recorded, not announced (a flapping client).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        muted: bool,
+    },
+    /// A client was judged late.
+    Late {
+        /// Sequence number.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// Where its last heartbeat came from.
+        addr: SocketAddr,
+        /// Its last heartbeat.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        last_seen: SystemTime,
+        /// Its silence then.
+        silent_ms: u64,
+        /// When.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+        /// Why.
+        evidence: Evidence,
+        /// Recorded, not announced (a flapping client).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        muted: bool,
+    },
+    /// A client was paused.
+    Paused {
+        /// Sequence number.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// When the pause ends by itself.
+        #[serde(default, with = "crate::clock::rfc3339_opt")]
+        until: Option<SystemTime>,
+        /// The window that paused it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
+        /// When.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+    },
+    /// A client's pause ended.
+    Resumed {
+        /// Sequence number.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// Whether it ran out.
+        expired: bool,
+        /// When.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+    },
+    /// A client started flapping.
+    Flapping {
+        /// Sequence number.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// Transitions in the window.
+        transitions: u32,
+        /// The window.
+        window_ms: u64,
+        /// When.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+    },
+    /// A flapping client is stable again.
+    Stable {
+        /// Sequence number.
+        seq: u64,
+        /// Who.
+        proj: Proj,
+        /// Its state.
+        state: ClientState,
+        /// Transitions not announced.
+        suppressed: u64,
+        /// When.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+    },
+    /// Many clients went offline together.
+    Outage {
+        /// Sequence number (also the outage's id).
+        seq: u64,
+        /// The outage's id.
+        id: u64,
+        /// Clients in it when recognised.
+        count: u64,
+        /// Up to 100 of them.
+        projs: Vec<Proj>,
+        /// When the first went offline.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        started_at: SystemTime,
+        /// When it was recognised.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        at: SystemTime,
+    },
+    /// An outage ended.
+    OutageEnd {
+        /// Sequence number.
+        seq: u64,
+        /// The outage's id.
+        id: u64,
+        /// Clients in it.
+        count: u64,
+        /// How many came back.
+        recovered: u64,
+        /// When it started.
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "deserialize_rfc3339"
+        )]
+        started_at: SystemTime,
+        /// When it ended.
         #[serde(
             serialize_with = "serialize_rfc3339",
             deserialize_with = "deserialize_rfc3339"
@@ -104,8 +271,15 @@ impl LogRecord {
     /// The record of a published event.
     pub fn from_published(published: &Published) -> Self {
         let seq = published.id;
+        let muted = published.muted;
         match published.event.clone() {
-            Event::Online { proj, addr, at } => {
+            Event::Online {
+                proj,
+                addr,
+                at,
+                recovered,
+                outage,
+            } => {
                 let timeout = published.timeout.unwrap_or(ClientTimeout {
                     timeout: Duration::ZERO,
                     requested: true,
@@ -117,6 +291,9 @@ impl LogRecord {
                     at,
                     timeout_ms: millis(timeout.timeout),
                     timeout_default: !timeout.requested,
+                    recovered,
+                    outage,
+                    muted,
                 }
             }
             Event::Offline {
@@ -125,12 +302,105 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
+                evidence,
+                outage,
             } => LogRecord::Offline {
                 seq,
                 proj,
                 reason,
                 addr,
                 last_seen,
+                at,
+                evidence,
+                outage,
+                intervals: published.intervals,
+                muted,
+            },
+            Event::Late {
+                proj,
+                addr,
+                last_seen,
+                silent_ms,
+                at,
+                evidence,
+            } => LogRecord::Late {
+                seq,
+                proj,
+                addr,
+                last_seen,
+                silent_ms,
+                at,
+                evidence,
+                muted,
+            },
+            Event::Paused {
+                proj,
+                until,
+                window,
+                at,
+            } => LogRecord::Paused {
+                seq,
+                proj,
+                until,
+                window,
+                at,
+            },
+            Event::Resumed { proj, expired, at } => LogRecord::Resumed {
+                seq,
+                proj,
+                expired,
+                at,
+            },
+            Event::Flapping {
+                proj,
+                transitions,
+                window_ms,
+                at,
+            } => LogRecord::Flapping {
+                seq,
+                proj,
+                transitions,
+                window_ms,
+                at,
+            },
+            Event::Stable {
+                proj,
+                state,
+                suppressed,
+                at,
+            } => LogRecord::Stable {
+                seq,
+                proj,
+                state,
+                suppressed,
+                at,
+            },
+            Event::Outage {
+                id,
+                count,
+                projs,
+                started_at,
+                at,
+            } => LogRecord::Outage {
+                seq,
+                id,
+                count,
+                projs,
+                started_at,
+                at,
+            },
+            Event::OutageEnd {
+                id,
+                count,
+                recovered,
+                started_at,
+                at,
+            } => LogRecord::OutageEnd {
+                seq,
+                id,
+                count,
+                recovered,
+                started_at,
                 at,
             },
         }
@@ -139,21 +409,61 @@ impl LogRecord {
     /// The sequence number, for an event.
     pub fn seq(&self) -> Option<u64> {
         match self {
-            LogRecord::Online { seq, .. } | LogRecord::Offline { seq, .. } => Some(*seq),
+            LogRecord::Online { seq, .. }
+            | LogRecord::Offline { seq, .. }
+            | LogRecord::Late { seq, .. }
+            | LogRecord::Paused { seq, .. }
+            | LogRecord::Resumed { seq, .. }
+            | LogRecord::Flapping { seq, .. }
+            | LogRecord::Stable { seq, .. }
+            | LogRecord::Outage { seq, .. }
+            | LogRecord::OutageEnd { seq, .. } => Some(*seq),
+            LogRecord::Snapshot { .. }
+            | LogRecord::Client { .. }
+            | LogRecord::SnapshotEnd { .. } => None,
+        }
+    }
+
+    /// Whether the event was recorded but not announced (webhooks skip it).
+    pub fn is_muted(&self) -> bool {
+        match self {
+            LogRecord::Online { muted, .. }
+            | LogRecord::Offline { muted, .. }
+            | LogRecord::Late { muted, .. } => *muted,
+            _ => false,
+        }
+    }
+
+    /// The interval statistics of an `offline` record.
+    #[allow(dead_code)] // read by the history (next step)
+    pub fn intervals(&self) -> Option<IntervalSummary> {
+        match self {
+            LogRecord::Offline { intervals, .. } => *intervals,
             _ => None,
         }
     }
 
     /// The public event and its sequence number, for an event.
     pub fn to_event(&self) -> Option<(u64, Event)> {
-        match self.clone() {
+        let event = match self.clone() {
             LogRecord::Online {
                 seq,
                 proj,
                 addr,
                 at,
+                recovered,
+                outage,
                 ..
-            } => Some((seq, Event::Online { proj, addr, at })),
+            } => (
+                seq,
+                Event::Online {
+                    proj,
+                    addr,
+                    at,
+                    recovered,
+                    outage,
+                },
+            ),
             LogRecord::Offline {
                 seq,
                 proj,
@@ -161,7 +471,10 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
-            } => Some((
+                evidence,
+                outage,
+                ..
+            } => (
                 seq,
                 Event::Offline {
                     proj,
@@ -169,10 +482,120 @@ impl LogRecord {
                     addr,
                     last_seen,
                     at,
+                    evidence,
+                    outage,
                 },
-            )),
-            _ => None,
-        }
+            ),
+            LogRecord::Late {
+                seq,
+                proj,
+                addr,
+                last_seen,
+                silent_ms,
+                at,
+                evidence,
+                ..
+            } => (
+                seq,
+                Event::Late {
+                    proj,
+                    addr,
+                    last_seen,
+                    silent_ms,
+                    at,
+                    evidence,
+                },
+            ),
+            LogRecord::Paused {
+                seq,
+                proj,
+                until,
+                window,
+                at,
+            } => (
+                seq,
+                Event::Paused {
+                    proj,
+                    until,
+                    window,
+                    at,
+                },
+            ),
+            LogRecord::Resumed {
+                seq,
+                proj,
+                expired,
+                at,
+            } => (seq, Event::Resumed { proj, expired, at }),
+            LogRecord::Flapping {
+                seq,
+                proj,
+                transitions,
+                window_ms,
+                at,
+            } => (
+                seq,
+                Event::Flapping {
+                    proj,
+                    transitions,
+                    window_ms,
+                    at,
+                },
+            ),
+            LogRecord::Stable {
+                seq,
+                proj,
+                state,
+                suppressed,
+                at,
+            } => (
+                seq,
+                Event::Stable {
+                    proj,
+                    state,
+                    suppressed,
+                    at,
+                },
+            ),
+            LogRecord::Outage {
+                seq,
+                id,
+                count,
+                projs,
+                started_at,
+                at,
+            } => (
+                seq,
+                Event::Outage {
+                    id,
+                    count,
+                    projs,
+                    started_at,
+                    at,
+                },
+            ),
+            LogRecord::OutageEnd {
+                seq,
+                id,
+                count,
+                recovered,
+                started_at,
+                at,
+            } => (
+                seq,
+                Event::OutageEnd {
+                    id,
+                    count,
+                    recovered,
+                    started_at,
+                    at,
+                },
+            ),
+            LogRecord::Snapshot { .. }
+            | LogRecord::Client { .. }
+            | LogRecord::SnapshotEnd { .. } => return None,
+        };
+        Some(event)
     }
 
     /// Appends the record as one JSON line.
@@ -197,6 +620,8 @@ mod tests {
             proj: Proj::new("P-1").unwrap(),
             addr: "127.0.0.1:9".parse().unwrap(),
             at: at(1_700_000_000_123),
+            recovered: false,
+            outage: None,
         };
         let record = LogRecord::from_published(&Published {
             id: 7,
@@ -205,6 +630,8 @@ mod tests {
                 timeout: Duration::from_secs(20),
                 requested: true,
             }),
+            muted: false,
+            intervals: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -224,6 +651,8 @@ mod tests {
             proj: Proj::new("P-1").unwrap(),
             addr: "127.0.0.1:9".parse().unwrap(),
             at: at(1_000),
+            recovered: false,
+            outage: None,
         };
         let record = LogRecord::from_published(&Published {
             id: 1,
@@ -232,6 +661,8 @@ mod tests {
                 timeout: Duration::from_secs(3),
                 requested: false,
             }),
+            muted: false,
+            intervals: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -256,11 +687,15 @@ mod tests {
             addr: "127.0.0.1:9".parse().unwrap(),
             last_seen: at(1_000),
             at: at(2_000),
+            evidence: None,
+            outage: None,
         };
         let record = LogRecord::from_published(&Published {
             id: 8,
             event: offline.clone(),
             timeout: None,
+            muted: false,
+            intervals: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -269,5 +704,131 @@ mod tests {
             .contains("\"reason\":\"timeout_after_restart\""));
         let back: LogRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(back.to_event(), Some((8, offline)));
+    }
+
+    fn evidence() -> Evidence {
+        Evidence {
+            detector: crate::events::DetectorKind::Phi,
+            silent_ms: 2_400,
+            timeout_ms: 20_000,
+            mean_interval_ms: Some(1_000),
+            missed_beats: 2,
+            phi: Some(crate::events::PhiValue::new(8.01)),
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_only_muted_records_say_so() {
+        let p = || Proj::new("P-1").unwrap();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let intervals = IntervalSummary {
+            samples: 100,
+            mean_ms: 1_000,
+            p50_ms: 1_001,
+            p99_ms: 1_090,
+            max_ms: 1_200,
+        };
+        let events = [
+            Event::Online {
+                proj: p(),
+                addr,
+                at: at(1),
+                recovered: true,
+                outage: Some(3),
+            },
+            Event::Offline {
+                proj: p(),
+                reason: OfflineReason::Timeout,
+                addr,
+                last_seen: at(1),
+                at: at(2),
+                evidence: Some(evidence()),
+                outage: Some(3),
+            },
+            Event::Late {
+                proj: p(),
+                addr,
+                last_seen: at(1),
+                silent_ms: 1_200,
+                at: at(2),
+                evidence: evidence(),
+            },
+            Event::Paused {
+                proj: p(),
+                until: Some(at(600_000)),
+                window: Some("P-*".into()),
+                at: at(2),
+            },
+            Event::Paused {
+                proj: p(),
+                until: None,
+                window: None,
+                at: at(2),
+            },
+            Event::Resumed {
+                proj: p(),
+                expired: true,
+                at: at(3),
+            },
+            Event::Flapping {
+                proj: p(),
+                transitions: 5,
+                window_ms: 600_000,
+                at: at(4),
+            },
+            Event::Stable {
+                proj: p(),
+                state: ClientState::Offline,
+                suppressed: 7,
+                at: at(5),
+            },
+            Event::Outage {
+                id: 9,
+                count: 12,
+                projs: vec![p()],
+                started_at: at(1),
+                at: at(6),
+            },
+            Event::OutageEnd {
+                id: 9,
+                count: 12,
+                recovered: 10,
+                started_at: at(1),
+                at: at(7),
+            },
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            let muted = i < 3;
+            let published = Published {
+                id: 10 + i as u64,
+                event: event.clone(),
+                timeout: None,
+                muted,
+                intervals: Some(intervals),
+            };
+            let mut line = Vec::new();
+            LogRecord::from_published(&published).write_line(&mut line);
+            let back: LogRecord = serde_json::from_slice(&line)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)));
+            assert_eq!(back.to_event(), Some((10 + i as u64, event)));
+            assert_eq!(back.is_muted(), muted, "{}", String::from_utf8_lossy(&line));
+            assert_eq!(back.intervals().is_some(), i == 1);
+        }
+    }
+
+    #[test]
+    fn an_offline_line_of_an_older_version_is_still_read() {
+        let old = r#"{"event":"offline","seq":8,"proj":"P-1","reason":"timeout","addr":"127.0.0.1:9","last_seen":"1970-01-01T00:00:01Z","at":"1970-01-01T00:00:02Z"}"#;
+        let record: LogRecord = serde_json::from_str(old).unwrap();
+        let Some((
+            8,
+            Event::Offline {
+                evidence, outage, ..
+            },
+        )) = record.to_event()
+        else {
+            panic!("{record:?}")
+        };
+        assert_eq!((evidence, outage, record.is_muted()), (None, None, false));
     }
 }

@@ -16,6 +16,7 @@
 //! their events, or until the log exceeds `storage.max_bytes`.
 
 mod fsync_policy;
+mod history;
 mod journal;
 mod log_record;
 mod recovery;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use fsync_policy::FsyncPolicy;
+pub use history::HistoryConfig;
 pub(crate) use journal::Journal;
 pub(crate) use recovery::RecoveredClient;
 pub(crate) use tail::LogTail;

@@ -93,6 +93,14 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
                             clients.insert(proj, client);
                         }
                     }
+                    // Late, paused, flapping, outages, ...: not who is online.
+                    LogRecord::Late { .. }
+                    | LogRecord::Paused { .. }
+                    | LogRecord::Resumed { .. }
+                    | LogRecord::Flapping { .. }
+                    | LogRecord::Stable { .. }
+                    | LogRecord::Outage { .. }
+                    | LogRecord::OutageEnd { .. } => {}
                     LogRecord::SnapshotEnd { clients } => match pending.take() {
                         Some((expected, snapshot))
                             if expected == clients && snapshot.len() as u64 == clients =>
@@ -156,6 +164,9 @@ mod tests {
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
             timeout_ms: 1000 * seq,
             timeout_default: false,
+            recovered: false,
+            outage: None,
+            muted: false,
         }
     }
 
@@ -167,6 +178,10 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             last_seen: SystemTime::UNIX_EPOCH,
             at: SystemTime::UNIX_EPOCH,
+            evidence: None,
+            outage: None,
+            intervals: None,
+            muted: false,
         }
     }
 

@@ -80,7 +80,10 @@ impl LogTail {
                     if let Some((seq, event)) = record.to_event() {
                         if seq > self.cursor {
                             self.cursor = seq;
-                            batch.events.push((seq, event));
+                            // A muted event (a flapping client's) is recorded, not announced.
+                            if !record.is_muted() {
+                                batch.events.push((seq, event));
+                            }
                         }
                     }
                 }

@@ -33,6 +33,8 @@ fn append(journal: &mut Journal, event: Event) {
             timeout: Duration::from_secs(20),
             requested: false,
         }),
+        muted: false,
+        intervals: None,
     });
 }
 
@@ -48,6 +50,8 @@ fn online(i: u64) -> Event {
         proj: Proj::new(&format!("bench-{i}")).expect("a valid proj"),
         addr: "127.0.0.1:40000".parse().expect("an address"),
         at: SystemTime::now(),
+        recovered: false,
+        outage: None,
     }
 }
 
@@ -58,6 +62,8 @@ fn offline(i: u64) -> Event {
         addr: "127.0.0.1:40000".parse().expect("an address"),
         last_seen: SystemTime::now(),
         at: SystemTime::now(),
+        evidence: None,
+        outage: None,
     }
 }
 

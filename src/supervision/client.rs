@@ -17,9 +17,10 @@ use actix::{
 use tokio::sync::oneshot;
 
 use super::client_record::{Applied, ClientRecord, Pulse, Removed};
+use super::detector::Detection;
 use super::heartbeats::BeatError;
-use super::registry::{Adopted, Expired, Lost, Registry};
-use crate::clock;
+use super::registry::{Adopted, Expired, Late, Lost, Recovered, Registry};
+use crate::clock::{self, Instant};
 use crate::ingest::tcp::{self, Connection, Step, FRAMES_PER_POLL};
 use crate::protocol::{ErrorCode, Proj};
 
@@ -109,11 +110,17 @@ impl Drop for Attach {
 /// An actor never decides alone that its client is offline: when its watchdog fires it sends
 /// [`Expired`] to the registry, which removes the client only if no heartbeat arrived since
 /// (see [`ClientRecord::expire`]), publishes `offline` and tells the actor ([`Depart`]).
+///
+/// With late verdicts on, the same timer is first armed for the client's `late` moment; when
+/// it fires there, it tells the registry ([`Late`]) and re-arms itself for the rest. A timer
+/// that fires much later than it was meant to means the server itself stalled: it defers its
+/// verdict (see [`super::detector::StallGuard`]).
 pub struct Client {
     proj: Proj,
     /// Weak: a strong `Addr` costs an allocation per clone. The registry that maps this
     /// client outlives it (a registry never stops while it maps a client).
     registry: WeakAddr<Registry>,
+    detection: Arc<Detection>,
     /// Set while this actor is its client's watchdog.
     watch: Option<Watch>,
     /// The client's connection, while this actor hosts it.
@@ -129,6 +136,13 @@ struct Watch {
     armed: u64,
 }
 
+/// Which verdict a watchdog timer is armed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Late,
+    Offline,
+}
+
 impl Client {
     /// Starts the actor of a client whose record the registry holds, on `home`.
     ///
@@ -137,16 +151,22 @@ impl Client {
     pub(crate) fn start(
         record: Arc<ClientRecord>,
         registry: WeakAddr<Registry>,
+        detection: Arc<Detection>,
         home: &ArbiterHandle,
     ) -> Addr<Client> {
-        let unborn = Unborn(Some((record, registry)));
+        let unborn = Unborn(Some((record, registry, detection)));
         Client::start_in_arbiter(home, move |_| unborn.born())
     }
 
-    fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
+    fn new(
+        record: Arc<ClientRecord>,
+        registry: WeakAddr<Registry>,
+        detection: Arc<Detection>,
+    ) -> Self {
         Self {
             proj: record.proj().clone(),
             registry,
+            detection,
             watch: Some(Watch {
                 record,
                 timer: None,
@@ -173,26 +193,87 @@ impl Client {
             ctx.cancel_future(timer);
         }
         watch.armed = applied.generation;
-        let generation = applied.generation;
-        let after = applied.deadline.saturating_duration_since(clock::now());
-        watch.timer = Some(ctx.run_later(after, move |act, _| {
-            let Some(watch) = act.watch.as_mut() else {
-                return;
-            };
-            if watch.armed != generation {
-                return;
-            }
-            watch.timer = None;
-            let Some(registry) = act.registry.upgrade() else {
-                return;
-            };
-            registry.do_send(Expired {
-                proj: act.proj.clone(),
-                record: watch.record.clone(),
-                generation,
-                at: clock::wall_now(),
-            });
+        let now = clock::now();
+        let (at, verdict) = match applied.late_at {
+            Some(late_at) if late_at > now => (late_at, Verdict::Late),
+            _ => (applied.deadline, Verdict::Offline),
+        };
+        self.schedule(applied.generation, verdict, at, now, ctx);
+    }
+
+    /// Arms the watchdog for `verdict` at `at` (at once if that is past).
+    fn schedule(
+        &mut self,
+        generation: u64,
+        verdict: Verdict,
+        at: Instant,
+        now: Instant,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        // When it is meant to fire: a timer firing much later than this shows a stall.
+        let due = at.max(now);
+        watch.timer = Some(ctx.run_later(due - now, move |act, ctx| {
+            act.fired(generation, verdict, due, ctx);
         }));
+    }
+
+    fn fired(&mut self, generation: u64, verdict: Verdict, due: Instant, ctx: &mut Context<Self>) {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        if watch.armed != generation {
+            return;
+        }
+        watch.timer = None;
+        let now = clock::now();
+        if let Some(until) = self.detection.stall.defer(now, due) {
+            // The server stalled: the client's heartbeats may be waiting to be read.
+            return self.schedule(generation, verdict, until, now, ctx);
+        }
+        let record = watch.record.clone();
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        let at = clock::wall_now();
+        match verdict {
+            Verdict::Late => {
+                registry.do_send(Late {
+                    proj: self.proj.clone(),
+                    record: record.clone(),
+                    generation,
+                    at,
+                });
+                let current = record.current(&self.detection);
+                if current.generation == generation {
+                    self.schedule(generation, Verdict::Offline, current.deadline, now, ctx);
+                }
+            }
+            Verdict::Offline => registry.do_send(Expired {
+                proj: self.proj.clone(),
+                record,
+                generation,
+                at,
+            }),
+        }
+    }
+
+    /// A heartbeat this actor applied ended its client's `late`: the registry announces it.
+    fn recovered(&self, applied: &Applied, addr: SocketAddr) {
+        if !applied.recovered {
+            return;
+        }
+        let (Some(watch), Some(registry)) = (&self.watch, self.registry.upgrade()) else {
+            return;
+        };
+        registry.do_send(Recovered {
+            proj: self.proj.clone(),
+            record: watch.record.clone(),
+            addr,
+            at: clock::wall_now(),
+        });
     }
 
     /// This actor is no longer its client's watchdog.
@@ -204,7 +285,7 @@ impl Client {
 
     fn adopt(&mut self, adopted: Adopted, ctx: &mut Context<Self>) {
         self.unwatch(ctx);
-        let current = adopted.record.current();
+        let current = adopted.record.current(&self.detection);
         self.registry = adopted.registry;
         self.watch = Some(Watch {
             record: adopted.record,
@@ -243,7 +324,9 @@ impl Client {
                             .apply(&watch.record, conn.peer(), timeout_ms);
                     if let Ok(applied) = applied {
                         conn.ack(self.proj.clone(), seq, applied.timeout);
+                        let peer = conn.peer();
                         self.arm(applied, ctx);
+                        self.recovered(&applied, peer);
                         return;
                     }
                 }
@@ -380,7 +463,7 @@ impl Actor for Client {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(watch) = &self.watch {
-            let current = watch.record.current();
+            let current = watch.record.current(&self.detection);
             self.arm(current, ctx);
         }
     }
@@ -408,19 +491,19 @@ impl Drop for Client {
 }
 
 /// A client actor not started yet: what its arbiter runs to start it.
-struct Unborn(Option<(Arc<ClientRecord>, WeakAddr<Registry>)>);
+struct Unborn(Option<(Arc<ClientRecord>, WeakAddr<Registry>, Arc<Detection>)>);
 
 impl Unborn {
     fn born(mut self) -> Client {
-        let (record, registry) = self.0.take().expect("an actor is born once");
-        Client::new(record, registry)
+        let (record, registry, detection) = self.0.take().expect("an actor is born once");
+        Client::new(record, registry, detection)
     }
 }
 
 impl Drop for Unborn {
     /// Its arbiter stopped before starting it.
     fn drop(&mut self) {
-        if let Some((record, registry)) = self.0.take() {
+        if let Some((record, registry, _)) = self.0.take() {
             report_lost(record, &registry);
         }
     }
@@ -444,8 +527,11 @@ impl Handler<Beat> for Client {
 
     fn handle(&mut self, beat: Beat, ctx: &mut Context<Self>) -> Self::Result {
         let watch = self.watch.as_ref().ok_or(Removed)?;
-        let applied = watch.record.beat(Pulse::now(beat.addr, beat.timeout))?;
+        let applied = watch
+            .record
+            .beat(Pulse::now(beat.addr, beat.timeout), &self.detection)?;
         self.arm(applied, ctx);
+        self.recovered(&applied, beat.addr);
         Ok(BeatAck {
             timeout: applied.timeout,
             vacant: self.conn.is_none().then(|| std::thread::current().id()),

@@ -6,20 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::detector::{Detection, IntervalSummary, Intervals};
+use super::states::ClientState;
 use crate::clock::{serialize_rfc3339, Instant};
-use crate::events::ClientTimeout;
+use crate::events::{ClientTimeout, Evidence};
 use crate::protocol::Proj;
-
-/// The state of a client as the API reports it.
-///
-/// Only online clients are in the registry: an offline client is removed (and the API answers
-/// 404 for it), so `Online` is the one state today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientState {
-    /// Beating within its timeout.
-    Online,
-}
 
 /// A point-in-time copy of a client's record, as served by the HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,7 +49,7 @@ pub(crate) struct ClientRecord {
     state: Mutex<RecordState>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct RecordState {
     addr: SocketAddr,
     last_seen: SystemTime,
@@ -70,6 +61,15 @@ struct RecordState {
     requested: bool,
     generation: u64,
     removed: bool,
+    /// Judged late, and no heartbeat since.
+    late: bool,
+    /// Paused by an operator: never declared offline.
+    paused: bool,
+    /// When its last pause ended, until its next heartbeat: the deadline runs from the later
+    /// of this and the last heartbeat.
+    resumed_at: Option<Instant>,
+    /// Its recent heartbeat intervals.
+    intervals: Intervals,
 }
 
 /// The record was removed: its client went offline, or its actor was replaced.
@@ -83,8 +83,13 @@ pub(crate) struct Applied {
     pub generation: u64,
     /// The client's effective timeout.
     pub timeout: Duration,
-    /// When the client is due: its last heartbeat plus its timeout.
+    /// When the client is due to be judged offline: its last heartbeat (or the end of its
+    /// pause, if later) plus its detector's verdict time (never more than its timeout).
     pub deadline: Instant,
+    /// When it turns late, if late verdicts are on and it is neither late nor paused.
+    pub late_at: Option<Instant>,
+    /// This heartbeat ended a `late`: the client is announced online again (recovered).
+    pub recovered: bool,
 }
 
 /// What one heartbeat says, for a record.
@@ -115,7 +120,8 @@ impl Pulse {
 impl ClientRecord {
     /// The record of a client whose first heartbeat is `pulse`; `default` is the server's
     /// timeout for a client that does not ask for one.
-    pub(crate) fn new(proj: Proj, pulse: Pulse, default: Duration) -> Self {
+    pub(crate) fn new(proj: Proj, pulse: Pulse, default: Duration, detection: &Detection) -> Self {
+        let timeout = pulse.timeout.unwrap_or(default);
         Self {
             proj,
             state: Mutex::new(RecordState {
@@ -123,10 +129,14 @@ impl ClientRecord {
                 last_seen: pulse.wall,
                 beat_at: pulse.at,
                 heartbeats: 1,
-                timeout: pulse.timeout.unwrap_or(default),
+                timeout,
                 requested: pulse.timeout.is_some(),
                 generation: 0,
                 removed: false,
+                late: false,
+                paused: false,
+                resumed_at: None,
+                intervals: detection.intervals(timeout),
             }),
         }
     }
@@ -138,6 +148,7 @@ impl ClientRecord {
         addr: SocketAddr,
         timeout: ClientTimeout,
         last_seen: SystemTime,
+        detection: &Detection,
     ) -> Self {
         Self {
             proj,
@@ -150,6 +161,10 @@ impl ClientRecord {
                 requested: timeout.requested,
                 generation: 0,
                 removed: false,
+                late: false,
+                paused: false,
+                resumed_at: None,
+                intervals: detection.intervals(timeout.timeout),
             }),
         }
     }
@@ -162,7 +177,7 @@ impl ClientRecord {
         if s.removed {
             return None;
         }
-        let copy = *s;
+        let copy = s.clone();
         s.removed = true;
         Some(ClientRecord {
             proj: self.proj.clone(),
@@ -176,38 +191,112 @@ impl ClientRecord {
     }
 
     /// Applies one more heartbeat, with a new timeout if it asks for one, unless the client
-    /// has been removed.
-    pub(crate) fn beat(&self, pulse: Pulse) -> Result<Applied, Removed> {
+    /// has been removed. The interval since the previous heartbeat joins the client's window
+    /// unless it is not rhythm: the first after a restart or a pause, one spanning a pause,
+    /// one as long as the timeout, or one read while the server catches up after a stall.
+    pub(crate) fn beat(&self, pulse: Pulse, detection: &Detection) -> Result<Applied, Removed> {
         let mut s = self.lock();
         if s.removed {
             return Err(Removed);
         }
+        let interval = pulse.at.saturating_duration_since(s.beat_at);
+        if s.heartbeats > 0
+            && !s.paused
+            && s.resumed_at.is_none()
+            && interval < s.timeout
+            && !detection.stall.in_grace(pulse.at)
+        {
+            let timeout = s.timeout;
+            s.intervals.push(interval, timeout);
+        }
         s.addr = pulse.addr;
         s.last_seen = pulse.wall;
         s.beat_at = pulse.at;
+        s.resumed_at = None;
         s.heartbeats += 1;
         s.generation += 1;
         if let Some(timeout) = pulse.timeout {
             s.timeout = timeout;
             s.requested = true;
         }
-        Ok(s.applied())
+        let recovered = std::mem::take(&mut s.late);
+        let mut applied = s.applied(detection);
+        applied.recovered = recovered;
+        Ok(applied)
     }
 
-    /// The current generation, timeout and deadline, to arm a watchdog with.
-    pub(crate) fn current(&self) -> Applied {
-        self.lock().applied()
+    /// The current generation, timeout and deadlines, to arm a watchdog with.
+    pub(crate) fn current(&self, detection: &Detection) -> Applied {
+        self.lock().applied(detection)
     }
 
     /// Removes the client if no heartbeat was applied since `generation` (its watchdog
-    /// expired). Answers whether it was removed.
+    /// expired) and it is not paused. Answers whether it was removed.
     pub(crate) fn expire(&self, generation: u64) -> bool {
         let mut s = self.lock();
-        if s.removed || s.generation != generation {
+        if s.removed || s.paused || s.generation != generation {
             return false;
         }
         s.removed = true;
         true
+    }
+
+    /// Marks the client late if no heartbeat was applied since `generation` and it is online,
+    /// not paused and not late already. Answers whether it is newly late.
+    pub(crate) fn mark_late(&self, generation: u64) -> bool {
+        let mut s = self.lock();
+        if s.removed || s.paused || s.late || s.generation != generation {
+            return false;
+        }
+        s.late = true;
+        true
+    }
+
+    /// Pauses the client: it is not judged late or offline until resumed. Answers whether it
+    /// was not paused already (a removed record cannot be paused).
+    pub(crate) fn pause(&self) -> bool {
+        let mut s = self.lock();
+        if s.removed || s.paused {
+            return false;
+        }
+        s.paused = true;
+        s.late = false;
+        true
+    }
+
+    /// Ends a pause at `now`: the watchdog runs again from the later of the last heartbeat and
+    /// now. Answers what to re-arm it with, or `None` if it was not paused.
+    pub(crate) fn resume(&self, now: Instant, detection: &Detection) -> Option<Applied> {
+        let mut s = self.lock();
+        if s.removed || !s.paused {
+            return None;
+        }
+        s.paused = false;
+        s.resumed_at = Some(now);
+        // The watchdog armed before (if it has not fired) is for the current generation:
+        // a new one makes it stale, so the re-armed one is the only one.
+        s.generation += 1;
+        Some(s.applied(detection))
+    }
+
+    /// Whether the client is paused.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.lock().paused
+    }
+
+    /// The figures behind a verdict made `now` on this client.
+    pub(crate) fn evidence(&self, now: Instant, detection: &Detection) -> Evidence {
+        let s = self.lock();
+        detection.evidence(
+            now.saturating_duration_since(s.beat_at),
+            s.timeout,
+            &s.intervals,
+        )
+    }
+
+    /// Its recent heartbeat intervals, summarized (for the API and the history).
+    pub(crate) fn intervals(&self) -> Option<IntervalSummary> {
+        self.lock().intervals.summary()
     }
 
     /// Removes the client unconditionally (an explicit `offline`, or shutdown).
@@ -235,12 +324,20 @@ impl ClientRecord {
         }
     }
 
-    /// A copy for the API.
+    /// A copy for the API. Its state is paused, late or online (the registry knows about
+    /// flapping).
     pub(crate) fn snapshot(&self) -> ClientInfo {
-        let s = *self.lock();
+        let s = self.lock();
+        let state = if s.paused {
+            ClientState::Paused
+        } else if s.late {
+            ClientState::Late
+        } else {
+            ClientState::Online
+        };
         ClientInfo {
             proj: self.proj.clone(),
-            state: ClientState::Online,
+            state,
             last_seen: s.last_seen,
             heartbeats: s.heartbeats,
             timeout_ms: crate::clock::millis(s.timeout),
@@ -255,11 +352,22 @@ impl ClientRecord {
 }
 
 impl RecordState {
-    fn applied(&self) -> Applied {
+    fn applied(&self, detection: &Detection) -> Applied {
+        let verdict = detection.verdict(self.timeout, &self.intervals);
+        let base = match self.resumed_at {
+            Some(resumed) if resumed > self.beat_at => resumed,
+            _ => self.beat_at,
+        };
+        let late_at = match verdict.late_after {
+            Some(after) if !self.late && !self.paused => Some(base + after),
+            _ => None,
+        };
         Applied {
             generation: self.generation,
             timeout: self.timeout,
-            deadline: self.beat_at + self.timeout,
+            deadline: base + verdict.offline_after,
+            late_at,
+            recovered: false,
         }
     }
 }

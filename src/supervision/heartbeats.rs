@@ -8,6 +8,7 @@ use actix::{Addr, Arbiter};
 
 use super::client::{Beat, Client};
 use super::client_record::{Applied, ClientRecord, Pulse, Removed};
+use super::detector::Detection;
 use super::registry::{Full, Relocate, Resolve};
 use super::registry_handle::{RegistryHandle, Unavailable};
 use super::timeout_policy::TimeoutPolicy;
@@ -93,6 +94,7 @@ pub(crate) struct Delivered {
 pub struct Heartbeats {
     registry: RegistryHandle,
     policy: TimeoutPolicy,
+    detection: Arc<Detection>,
     metrics: Arc<Metrics>,
 }
 
@@ -100,11 +102,13 @@ impl Heartbeats {
     pub(crate) fn new(
         registry: RegistryHandle,
         policy: TimeoutPolicy,
+        detection: Arc<Detection>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             registry,
             policy,
+            detection,
             metrics,
         }
     }
@@ -148,7 +152,7 @@ impl Heartbeats {
         addr: SocketAddr,
         timeout_ms: Option<u64>,
     ) -> Result<Applied, Removed> {
-        let applied = record.beat(Pulse::now(addr, self.clamp(timeout_ms)))?;
+        let applied = record.beat(Pulse::now(addr, self.clamp(timeout_ms)), &self.detection)?;
         self.metrics.heartbeat();
         Ok(applied)
     }

@@ -4,16 +4,19 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use actix::{
     Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler, Message,
-    MessageResult, WeakAddr,
+    MessageResult, SpawnHandle, WeakAddr,
 };
 
 use super::client::{Client, Depart, Rearm};
 use super::client_record::{ClientInfo, ClientRecord, Pulse};
+use super::detector::Detection;
+use super::pauses::PauseBook;
+use super::states::ClientState;
 use crate::clock;
 use crate::events::{ClientTimeout, Event, OfflineReason, Pipeline};
 use crate::metrics::Metrics;
@@ -106,6 +109,28 @@ pub(crate) struct Expired {
     pub at: SystemTime,
 }
 
+/// A client actor's watchdog reached its client's `late` moment for record generation
+/// `generation` (handled in `registry/verdicts.rs`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Late {
+    pub proj: Proj,
+    pub record: Arc<ClientRecord>,
+    pub generation: u64,
+    pub at: SystemTime,
+}
+
+/// A heartbeat a client's actor applied ended its client's `late` (handled in
+/// `registry/verdicts.rs`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Recovered {
+    pub proj: Proj,
+    pub record: Arc<ClientRecord>,
+    pub addr: SocketAddr,
+    pub at: SystemTime,
+}
+
 /// A client's actor was dropped while it watched the client (its arbiter was stopped).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -129,6 +154,8 @@ pub struct List {
     pub after: Option<Proj>,
     /// At most this many.
     pub limit: Option<usize>,
+    /// Only clients in this state (before paging, so that a page is full).
+    pub state: Option<ClientState>,
 }
 
 /// Forget every client and stop (server shutdown); answers the clients online, with their
@@ -145,6 +172,10 @@ pub(crate) struct RegistryDeps {
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
     pub max_clients: usize,
+    /// How silent clients are judged.
+    pub detection: Arc<Detection>,
+    /// The pauses in force (shared: windows outlast a registry that stops when empty).
+    pub pauses: Arc<Mutex<PauseBook>>,
 }
 
 struct Entry {
@@ -184,7 +215,15 @@ pub struct Registry {
     deps: RegistryDeps,
     /// Clients recovered from the event log, given actors when the registry starts.
     seeds: Vec<RecoveredClient>,
+    /// The timer of the next end of a pause.
+    pause_timer: Option<SpawnHandle>,
 }
+
+mod pauses;
+mod verdicts;
+
+pub use pauses::PauseError;
+pub(crate) use pauses::{Pause, Resume, Target};
 
 impl Registry {
     pub(crate) fn new(deps: RegistryDeps, seeds: Vec<RecoveredClient>) -> Self {
@@ -193,15 +232,18 @@ impl Registry {
             emptied: 0,
             deps,
             seeds,
+            pause_timer: None,
         }
     }
 
     fn spawn(
+        &self,
         record: &Arc<ClientRecord>,
         home: &ArbiterHandle,
         ctx: &mut Context<Self>,
     ) -> Addr<Client> {
-        Client::start(record.clone(), ctx.address().downgrade(), home)
+        let detection = self.deps.detection.clone();
+        Client::start(record.clone(), ctx.address().downgrade(), detection, home)
     }
 
     fn insert(&mut self, proj: Proj, entry: Entry) {
@@ -219,6 +261,7 @@ impl Registry {
             msg.proj.clone(),
             pulse,
             self.deps.default_timeout,
+            &self.deps.detection,
         ));
         let (client, adopted) = match msg.host {
             Some(host) => {
@@ -228,25 +271,29 @@ impl Registry {
                 };
                 (host, Some(adopted))
             }
-            None => (Self::spawn(&record, &msg.home, ctx), None),
+            None => (self.spawn(&record, &msg.home, ctx), None),
         };
         let timeout = record.timeout();
         self.insert(
             msg.proj.clone(),
             Entry {
                 client: client.downgrade(),
-                record,
+                record: record.clone(),
                 recovered: false,
             },
         );
         self.deps.pipeline.publish(
             Event::Online {
-                proj: msg.proj,
+                proj: msg.proj.clone(),
                 addr: msg.addr,
                 at: pulse.wall,
+                recovered: false,
+                outage: None,
             },
             Some(timeout),
         );
+        // Inside a maintenance window: paused at once.
+        self.paused_on_arrival(&msg.proj, &record);
         Resolved {
             client,
             timeout: timeout.timeout,
@@ -256,7 +303,7 @@ impl Registry {
     }
 
     /// Takes `proj` out of the map (its record is already marked removed), tells its actor
-    /// and announces it.
+    /// and announces it, with the evidence of the verdict.
     fn depart(
         &mut self,
         proj: &Proj,
@@ -268,18 +315,23 @@ impl Registry {
             return;
         };
         let (last_seen, addr) = entry.record.last_seen();
+        let evidence = entry.record.evidence(clock::now(), &self.deps.detection);
+        let intervals = entry.record.intervals();
         entry.depart();
+        self.forget_pause(proj);
         self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
-        self.deps.pipeline.publish(
+        self.deps.pipeline.publish_offline(
             Event::Offline {
                 proj: proj.clone(),
                 reason,
                 addr,
                 last_seen,
                 at,
+                evidence: Some(evidence),
+                outage: None,
             },
-            None,
+            intervals,
         );
         if self.clients.is_empty() {
             self.emptied += 1;
@@ -310,8 +362,9 @@ impl Actor for Registry {
                 seed.addr,
                 timeout,
                 seed.last_seen,
+                &self.deps.detection,
             ));
-            let client = Self::spawn(&record, &home, ctx);
+            let client = self.spawn(&record, &home, ctx);
             let entry = Entry {
                 client: client.downgrade(),
                 record,
@@ -319,6 +372,7 @@ impl Actor for Registry {
             };
             self.insert(seed.proj, entry);
         }
+        self.restore_pauses(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -331,16 +385,26 @@ impl Handler<Resolve> for Registry {
     type Result = Result<Resolved, Full>;
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
+        let detection = self.deps.detection.clone();
+        let spawn = |record: &Arc<ClientRecord>, ctx: &mut Context<Self>| {
+            Client::start(
+                record.clone(),
+                ctx.address().downgrade(),
+                detection.clone(),
+                &msg.home,
+            )
+        };
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
             // Online: apply the heartbeat here, so it cannot race with its removal, and let
             // the actor re-arm for it. A record in the map is never removed.
-            if let Ok(applied) = entry.record.beat(Pulse::now(msg.addr, msg.timeout)) {
+            let pulse = Pulse::now(msg.addr, msg.timeout);
+            if let Ok(applied) = entry.record.beat(pulse, &self.deps.detection) {
                 entry.recovered = false;
                 let client = match entry.client.upgrade() {
                     Some(client) => client,
                     // Its actor is gone and its `Lost` not handled yet: watch it again now.
                     None => {
-                        let client = Self::spawn(&entry.record, &msg.home, ctx);
+                        let client = spawn(&entry.record, ctx);
                         entry.client = client.downgrade();
                         client
                     }
@@ -349,6 +413,10 @@ impl Handler<Resolve> for Registry {
                     record: entry.record.clone(),
                     applied,
                 });
+                if applied.recovered {
+                    let record = entry.record.clone();
+                    self.announce_recovered(&msg.proj, &record, msg.addr, pulse.wall);
+                }
                 return Ok(Resolved {
                     client,
                     timeout: applied.timeout,
@@ -375,7 +443,13 @@ impl Handler<Relocate> for Registry {
             return None;
         }
         let record = Arc::new(entry.record.relocate()?);
-        let client = Self::spawn(&record, &msg.home, ctx);
+        let detection = self.deps.detection.clone();
+        let client = Client::start(
+            record.clone(),
+            ctx.address().downgrade(),
+            detection,
+            &msg.home,
+        );
         let old = std::mem::replace(
             entry,
             Entry {
@@ -440,15 +514,32 @@ impl Handler<Lost> for Registry {
             msg.proj
         );
         self.deps.metrics.watchdog_lost();
-        entry.client = Self::spawn(&msg.record, &actix::Arbiter::current(), ctx).downgrade();
+        let detection = self.deps.detection.clone();
+        let home = actix::Arbiter::current();
+        entry.client =
+            Client::start(msg.record, ctx.address().downgrade(), detection, &home).downgrade();
     }
+}
+
+/// A client's state with flapping (which the pipeline's stage knows) applied: flapping wins
+/// over late and online, a pause wins over flapping.
+fn flapping_state(mut info: ClientInfo, flapping: &dyn Fn(&Proj) -> bool) -> ClientInfo {
+    if info.state != ClientState::Paused && flapping(&info.proj) {
+        info.state = ClientState::Flapping;
+    }
+    info
 }
 
 impl Handler<Get> for Registry {
     type Result = Option<ClientInfo>;
 
     fn handle(&mut self, msg: Get, _: &mut Context<Self>) -> Self::Result {
-        self.clients.get(&msg.proj).map(|e| e.record.snapshot())
+        let info = self.clients.get(&msg.proj)?.record.snapshot();
+        Some(
+            self.deps
+                .pipeline
+                .with_flapping(|flapping| flapping_state(info, flapping)),
+        )
     }
 }
 
@@ -460,12 +551,14 @@ impl Handler<List> for Registry {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        let page = self
-            .clients
-            .range::<Proj, _>((lower, Bound::Unbounded))
-            .take(msg.limit.unwrap_or(usize::MAX))
-            .map(|(_, e)| e.record.snapshot())
-            .collect();
+        let page = self.deps.pipeline.with_flapping(|flapping| {
+            self.clients
+                .range::<Proj, _>((lower, Bound::Unbounded))
+                .map(|(_, e)| flapping_state(e.record.snapshot(), flapping))
+                .filter(|info| msg.state.is_none_or(|s| info.state == s))
+                .take(msg.limit.unwrap_or(usize::MAX))
+                .collect()
+        });
         MessageResult(page)
     }
 }

@@ -9,8 +9,10 @@ use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use super::client::Client;
 use super::client_record::ClientInfo;
 use super::heartbeats::BeatError;
+use super::pauses::Until;
 use super::registry::{
-    Close, Get, List, Registry, RegistryDeps, Relocate, Remove, Resolve, Resolved,
+    Close, Get, List, Pause, PauseError, Registry, RegistryDeps, Relocate, Remove, Resolve,
+    Resolved, Resume, Target,
 };
 use super::timeout_policy::TimeoutPolicy;
 use crate::protocol::Proj;
@@ -24,6 +26,23 @@ const MAX_ATTEMPTS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the registry is unavailable (the server is shutting down)")]
 pub struct Unavailable;
+
+/// The target of a pause or a resume.
+trait TargetOf {
+    fn target(&self) -> &Target;
+}
+
+impl TargetOf for Pause {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+impl TargetOf for Resume {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+}
 
 /// A cheap, cloneable, thread-safe handle to the registry, which stops itself when empty:
 /// queries ([`RegistryHandle::get`], [`RegistryHandle::list`]) and the lazy start.
@@ -66,11 +85,23 @@ impl RegistryHandle {
     /// bounds, or the current default for a client that never asked. Call it before any
     /// heartbeat is delivered; with no clients it does nothing.
     pub(crate) fn recover(&self, clients: Vec<RecoveredClient>) {
+        {
+            // A pause by name is for a client that is known: one that was not online at the
+            // end of the log is dropped.
+            let known: std::collections::HashSet<&Proj> = clients.iter().map(|c| &c.proj).collect();
+            let mut book = self
+                .inner
+                .deps
+                .pauses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            book.keep_only(|p| known.contains(p));
+        }
         if clients.is_empty() {
             return;
         }
         let policy = self.inner.policy;
-        let seeds = clients
+        let seeds: Vec<RecoveredClient> = clients
             .into_iter()
             .map(|mut c| {
                 c.timeout = if c.timeout_requested {
@@ -105,6 +136,43 @@ impl RegistryHandle {
     /// A page of online clients in `proj` order.
     pub async fn list(&self, query: List) -> Result<Vec<ClientInfo>, Unavailable> {
         Ok(self.call(query, false).await?.unwrap_or_default())
+    }
+
+    /// Pauses `target`: one client (which must be online), or every client a glob matches,
+    /// now and as they come online, until `until` or until resumed. Answers the clients
+    /// paused.
+    pub(crate) async fn pause(
+        &self,
+        target: Target,
+        until: Option<Until>,
+    ) -> Result<Result<Vec<Proj>, PauseError>, Unavailable> {
+        self.pause_call(Pause { target, until }).await
+    }
+
+    /// Ends the pause of `target`. Answers the clients resumed.
+    pub(crate) async fn resume(
+        &self,
+        target: Target,
+    ) -> Result<Result<Vec<Proj>, PauseError>, Unavailable> {
+        self.pause_call(Resume { target }).await
+    }
+
+    /// A pause or resume: of one client, through a running registry (none runs: the client is
+    /// not known); of a window, through a registry started if needed, so that it is ordered
+    /// with the clients coming online.
+    async fn pause_call<M>(&self, msg: M) -> Result<Result<Vec<Proj>, PauseError>, Unavailable>
+    where
+        M: Message<Result = Result<Vec<Proj>, PauseError>> + Clone + Send + TargetOf + 'static,
+        Registry: Handler<M>,
+    {
+        let not_known = match msg.target() {
+            Target::Proj(proj) => Some(proj.clone()),
+            Target::Glob(_) => None,
+        };
+        match self.call(msg, not_known.is_none()).await? {
+            Some(result) => Ok(result),
+            None => Ok(Err(PauseError::NotKnown(not_known.ok_or(Unavailable)?))),
+        }
     }
 
     /// Removes `proj` now (an explicit `offline`). Answers whether it was online. Does not

@@ -15,7 +15,7 @@ use tokio::time::sleep;
 use super::client::Client;
 use super::registry::IDLE_STOP_AFTER;
 use super::*;
-use crate::events::{Event, EventBus, OfflineReason, Pipeline};
+use crate::events::{Event, EventBus, OfflineReason, Pipeline, Stage};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
@@ -49,6 +49,7 @@ struct Fixture {
     registry: RegistryHandle,
     metrics: Arc<Metrics>,
     events: Addr<Collector>,
+    detection: Arc<Detection>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -56,6 +57,15 @@ const MS: Duration = Duration::from_millis(1);
 const MAX_CLIENTS: usize = 100;
 
 fn fixture() -> Fixture {
+    fixture_with(Detection::fixed, Stage::default())
+}
+
+/// A fixture whose clients are judged by the detection `detection` builds (given the metrics),
+/// with `stage` between the registry and the sinks (its timers running).
+fn fixture_with(
+    detection: impl FnOnce(Arc<Metrics>) -> Detection,
+    stage: crate::events::Stage,
+) -> Fixture {
     tokio::time::pause();
     let bus = EventBus::new();
     let events = Collector::default().start();
@@ -65,12 +75,16 @@ fn fixture() -> Fixture {
         default: TIMEOUT,
         ..TimeoutPolicy::default()
     };
-    let pipeline = Pipeline::new(0, vec![Box::new(bus)]);
+    let pipeline = Pipeline::with_stage(0, vec![Box::new(bus)], stage);
+    actix::spawn(pipeline.clone().housekeeping());
+    let detection = Arc::new(detection(metrics.clone()));
     let heartbeats = start(
         Arbiter::current(),
         policy,
         MAX_CLIENTS,
         pipeline,
+        detection.clone(),
+        PauseBook::default(),
         metrics.clone(),
     );
     Fixture {
@@ -78,6 +92,7 @@ fn fixture() -> Fixture {
         heartbeats,
         metrics,
         events,
+        detection,
     }
 }
 
@@ -134,9 +149,13 @@ impl Fixture {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| match e {
-                Event::Online { proj, .. } => ("online", proj.to_string(), None),
-                Event::Offline { proj, reason, .. } => ("offline", proj.to_string(), Some(reason)),
+            .map(|e| {
+                let reason = match &e {
+                    Event::Offline { reason, .. } => Some(*reason),
+                    _ => None,
+                };
+                let proj = e.proj().map(Proj::to_string).unwrap_or_default();
+                (e.kind(), proj, reason)
             })
             .collect()
     }
@@ -378,6 +397,7 @@ async fn list_pages_in_proj_order() {
         f.beat(p, None).await;
     }
     let page = |after: Option<&str>, limit| List {
+        state: None,
         after: after.map(proj),
         limit,
     };
@@ -607,3 +627,5 @@ async fn a_watchdog_lost_with_its_arbiter_is_rearmed() {
         ]
     );
 }
+
+mod detection;

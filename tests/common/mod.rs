@@ -79,12 +79,24 @@ pub fn heartbeat_frame(proj: &str) -> String {
 // In-process server
 // ---------------------------------------------------------------------------------------------
 
-/// The server configuration tests start from: the defaults, both listeners on 127.0.0.1 port 0.
+/// The server configuration tests start from: the defaults, both listeners on 127.0.0.1 port 0,
+/// and no `late` verdicts (`server.late_ratio = 0`): most tests follow a client's `online` and
+/// `offline` events, and the tests of late verdicts (`detection_*.rs`) turn them on.
 pub fn test_config() -> ServerConfig {
     let mut config = Config::default().server;
     config.listen = "127.0.0.1:0".parse().expect("address");
     config.http = "127.0.0.1:0".parse().expect("address");
+    config.late_ratio = 0.0;
     config
+}
+
+/// `[flap]` with flap damping off, for tests that churn one client online and offline on
+/// purpose and follow every event.
+pub fn no_flap_damping() -> heartwatch::config::FlapConfig {
+    heartwatch::config::FlapConfig {
+        transitions: 0,
+        window: Duration::from_secs(600),
+    }
 }
 
 /// The HTTP API of a running server, in process or a child process (both deref to it).
@@ -654,12 +666,20 @@ impl EventLog {
     }
 }
 
-/// `"online"` or `"offline(reason)"`, for compact assertions.
+/// `"online"`, `"offline(reason)"`, `"late"`, ... for compact assertions.
 pub fn event_kind(event: &Event) -> String {
     match event {
-        Event::Online { .. } => "online".into(),
         Event::Offline { reason, .. } => format!("offline({reason})"),
+        other => other.kind().into(),
     }
+}
+
+/// The proj of a client's event (an outage event has none: a panic).
+pub fn event_proj(event: &Event) -> &str {
+    event
+        .proj()
+        .unwrap_or_else(|| panic!("not a client's event: {event:?}"))
+        .as_str()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,7 +688,8 @@ pub fn event_kind(event: &Event) -> String {
 
 /// `heartwatch` with console logging only (no log4rs file, no `log/` directory), run in the
 /// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`) inherited
-/// from the caller.
+/// from the caller, and no `late` verdicts (as [`test_config`]; a test's own
+/// `HEARTWATCH__SERVER__LATE_RATIO` overrides it).
 pub fn heartwatch_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartwatch"));
     for (name, _) in std::env::vars_os() {
@@ -680,6 +701,7 @@ pub fn heartwatch_cmd() -> Command {
     // No event log unless a test asks for one (parallel servers cannot share a directory).
     cmd.env("HEARTWATCH__LOG__CONFIG", "/nonexistent")
         .env("HEARTWATCH__STORAGE__PATH", "")
+        .env("HEARTWATCH__SERVER__LATE_RATIO", "0")
         .current_dir(std::env::temp_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
