@@ -40,7 +40,7 @@ impl Handler<ClientEvent> for Link {
             }
             ClientEvent::Reconnecting { delay } => println!("retrying in {delay:?}"),
             ClientEvent::Acked { seq, rtt, .. } => println!("heartbeat {seq} acked in {rtt:?}"),
-            ClientEvent::Rejected { code, message } => println!("rejected: {code}: {message}"),
+            ClientEvent::Rejected { code, message, .. } => println!("rejected: {code}: {message}"),
             ClientEvent::Stopped { offline_acked } => {
                 println!("stopped, offline acked: {offline_acked}")
             }

@@ -102,9 +102,10 @@ struct BeatArgs {
     /// This client's identifier.
     #[arg(long, value_parser = parse_proj)]
     proj: Proj,
-    /// Time between heartbeats (varied by ±10% jitter).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
-    interval: Duration,
+    /// Time between heartbeats (varied by ±10% jitter). Default: the interval the server
+    /// suggests in its acks (a third of the client's timeout by default), 5s until it has.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    interval: Option<Duration>,
     /// How long each heartbeat waits for its ack.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     ack_timeout: Duration,
@@ -290,7 +291,10 @@ fn beat(args: BeatArgs) -> ExitCode {
     };
     let mut config = ClientConfig::new(args.server, args.proj);
     config.tls = tls;
-    config.interval = args.interval;
+    match args.interval {
+        Some(interval) => config.interval = interval,
+        None => config.follow_server_interval = true,
+    }
     config.ack_timeout = args.ack_timeout;
     config.retries = args.retries;
     config.server_timeout = args.timeout;

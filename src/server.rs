@@ -255,8 +255,7 @@ impl Builder {
         let pauses = PauseBook::open(self.storage.as_ref().map(|s| s.path.as_path()));
         let heartbeats = supervision::start(
             Arbiter::current(),
-            config.timeout_policy(),
-            config.max_clients,
+            supervision::Limits::of(&config),
             pipeline,
             detection,
             pauses,

@@ -15,14 +15,14 @@ async fn ack_echoes_seq_and_reports_the_effective_timeout() {
         .await;
     assert_eq!(
         client.recv_line().await,
-        r#"{"type":"ack","proj":"P-17","seq":7,"timeout_ms":20000}"#
+        r#"{"type":"ack","proj":"P-17","seq":7,"timeout_ms":20000,"interval_ms":6667}"#
     );
 
     // Without seq, the ack has no seq key at all.
     client.send(r#"{"type":"heartbeat","proj":"P-17"}"#).await;
     assert_eq!(
         client.recv_line().await,
-        r#"{"type":"ack","proj":"P-17","timeout_ms":20000}"#
+        r#"{"type":"ack","proj":"P-17","timeout_ms":20000,"interval_ms":6667}"#
     );
 
     // seq is echoed as given, up to the largest u64.

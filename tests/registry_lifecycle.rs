@@ -146,7 +146,7 @@ async fn the_registry_restarts_for_every_heartbeat_after_an_offline_across_conne
             .await;
         assert_eq!(
             reply,
-            json!({"type":"ack","proj":"churn","seq":seq,"timeout_ms":20000}),
+            json!({"type":"ack","proj":"churn","seq":seq,"timeout_ms":20000,"interval_ms":6667}),
             "round {round}"
         );
         let leaver = &mut clients[(round + 1) % CONNECTIONS];
@@ -200,7 +200,7 @@ async fn concurrent_churn(connections: usize, rounds: u64) {
                         .await;
                     assert_eq!(
                         reply,
-                        json!({"type":"ack","proj":"churn","seq":seq,"timeout_ms":20000}),
+                        json!({"type":"ack","proj":"churn","seq":seq,"timeout_ms":20000,"interval_ms":6667}),
                         "connection {c}, round {round}"
                     );
                     let reply = client

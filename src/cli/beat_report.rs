@@ -30,14 +30,33 @@ impl Report {
                 ClientEvent::Reconnecting { delay } => {
                     json!({ "state": "reconnecting", "delay_ms": delay.as_millis() as u64 })
                 }
-                ClientEvent::Acked { seq, rtt, timeout } => json!({
-                    "state": "acked",
-                    "seq": seq,
-                    "rtt_us": rtt.as_micros() as u64,
-                    "timeout_ms": timeout.as_millis() as u64,
-                }),
-                ClientEvent::Rejected { code, message } => {
-                    json!({ "state": "rejected", "code": code, "message": message })
+                ClientEvent::Acked {
+                    seq,
+                    rtt,
+                    timeout,
+                    interval,
+                } => {
+                    let mut line = json!({
+                        "state": "acked",
+                        "seq": seq,
+                        "rtt_us": rtt.as_micros() as u64,
+                        "timeout_ms": timeout.as_millis() as u64,
+                    });
+                    if let Some(interval) = interval {
+                        line["interval_ms"] = json!(interval.as_millis() as u64);
+                    }
+                    line
+                }
+                ClientEvent::Rejected {
+                    code,
+                    message,
+                    retry_after,
+                } => {
+                    let mut line = json!({ "state": "rejected", "code": code, "message": message });
+                    if let Some(after) = retry_after {
+                        line["retry_after_ms"] = json!(after.as_millis() as u64);
+                    }
+                    line
                 }
                 ClientEvent::Stopped { offline_acked } => {
                     json!({ "state": "stopped", "offline_acked": offline_acked })
@@ -55,7 +74,17 @@ impl Report {
                 ClientEvent::Acked { seq, rtt, .. } => {
                     format!("ack seq={seq} rtt={:.3}ms", rtt.as_secs_f64() * 1000.0)
                 }
-                ClientEvent::Rejected { code, message } => format!("rejected {code}: {message}"),
+                ClientEvent::Rejected {
+                    code,
+                    message,
+                    retry_after: Some(after),
+                } => format!(
+                    "rejected {code}: {message} (retrying in {:.1}s)",
+                    after.as_secs_f64()
+                ),
+                ClientEvent::Rejected { code, message, .. } => {
+                    format!("rejected {code}: {message}")
+                }
                 ClientEvent::Stopped {
                     offline_acked: true,
                 } => "stopped (offline sent)".into(),
@@ -105,8 +134,24 @@ mod tests {
             seq: 3,
             rtt: Duration::from_micros(410),
             timeout: Duration::from_secs(20),
+            interval: Some(Duration::from_millis(6_666)),
         };
         assert!(text.line(&acked, at).is_none(), "acks only when verbose");
-        assert!(json.line(&acked, at).unwrap().contains("\"rtt_us\":410"));
+        let line = json.line(&acked, at).unwrap();
+        assert!(line.contains("\"rtt_us\":410"), "{line}");
+        assert!(line.contains("\"interval_ms\":6666"), "{line}");
+        let busy = ClientEvent::Rejected {
+            code: heartwatch::protocol::ErrorCode::Unavailable,
+            message: "busy".into(),
+            retry_after: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(
+            text.line(&busy, at).unwrap(),
+            "rejected unavailable: busy (retrying in 1.5s)"
+        );
+        assert!(json
+            .line(&busy, at)
+            .unwrap()
+            .contains("\"retry_after_ms\":1500"));
     }
 }

@@ -13,8 +13,11 @@ pub struct ClientConfig {
     pub server: String,
     /// Who this client is.
     pub proj: Proj,
-    /// Time between heartbeats.
+    /// Time between heartbeats (the first ones, with `follow_server_interval`).
     pub interval: Duration,
+    /// Beat at the interval the server suggests in each ack (`interval_ms`, a fraction of
+    /// the client's timeout), once it has said one, instead of `interval`.
+    pub follow_server_interval: bool,
     /// Each heartbeat's interval varies by up to this fraction either way, so that clients
     /// started together do not beat in lockstep.
     pub jitter: f64,
@@ -46,6 +49,7 @@ impl ClientConfig {
             server: server.into(),
             proj,
             interval: Duration::from_secs(5),
+            follow_server_interval: false,
             jitter: 0.1,
             ack_timeout: Duration::from_secs(2),
             retries: 3,

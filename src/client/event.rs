@@ -82,6 +82,8 @@ pub enum ClientEvent {
         rtt: Duration,
         /// The watchdog timeout the server applies.
         timeout: Duration,
+        /// The interval the server suggests (`interval_ms`), if it says.
+        interval: Option<Duration>,
     },
     /// The server refused a frame with an error reply.
     Rejected {
@@ -89,6 +91,9 @@ pub enum ClientEvent {
         code: ErrorCode,
         /// The server's message.
         message: String,
+        /// How long the server asked the client to wait (`retry_after_ms`): the next heartbeat
+        /// comes that much later.
+        retry_after: Option<Duration>,
     },
     /// The client left: it sent `offline` (acked or not) and stopped.
     Stopped {

@@ -72,6 +72,8 @@ pub struct HeartbeatClient {
     next_seq: u64,
     outstanding: Option<Outstanding>,
     misses: u32,
+    /// The interval the server suggested in its last ack.
+    suggested: Option<Duration>,
     timer: Option<SpawnHandle>,
     /// Guards against a cancelled timer that still runs (actix#284).
     generation: u64,
@@ -100,6 +102,7 @@ impl HeartbeatClient {
             next_seq: 1,
             outstanding: None,
             misses: 0,
+            suggested: None,
             timer: None,
             generation: 0,
             leaving: None,
@@ -224,7 +227,13 @@ impl HeartbeatClient {
         self.beat(ctx);
     }
 
-    fn acked(&mut self, seq: Option<u64>, timeout_ms: Option<u64>, ctx: &mut Context<Self>) {
+    fn acked(
+        &mut self,
+        seq: Option<u64>,
+        timeout_ms: Option<u64>,
+        interval_ms: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         if let Some(leaving) = &mut self.leaving {
             if seq.is_some() && seq == leaving.seq {
                 leaving.acked = true;
@@ -237,16 +246,39 @@ impl HeartbeatClient {
             return;
         };
         let rtt = outstanding.sent.elapsed();
+        let interval = interval_ms.filter(|&ms| ms > 0).map(Duration::from_millis);
         self.emit(ClientEvent::Acked {
             seq: outstanding.seq,
             rtt,
             timeout: Duration::from_millis(timeout_ms.unwrap_or(0)),
+            interval,
         });
+        if interval.is_some() {
+            self.suggested = interval;
+        }
         self.outstanding = None;
         self.misses = 0;
         let spread = self.config.jitter.clamp(0.0, 1.0) * (2.0 * fastrand::f64() - 1.0);
-        let next = self.config.interval.mul_f64(1.0 + spread);
+        let next = self.interval().mul_f64(1.0 + spread);
         self.schedule(next, ctx, Self::beat);
+    }
+
+    /// The time between heartbeats: the server's suggestion, if it is followed and known.
+    fn interval(&self) -> Duration {
+        match self.suggested {
+            Some(suggested) if self.config.follow_server_interval => suggested,
+            _ => self.config.interval,
+        }
+    }
+
+    /// The server asked to wait `after` (overloaded, starting or stopping): the heartbeat
+    /// waiting for its answer got one, and the next comes after that delay.
+    fn retry_later(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        if self.leaving.is_some() || self.outstanding.take().is_none() {
+            return;
+        }
+        self.misses = 0;
+        self.schedule(after, ctx, Self::beat);
     }
 
     /// Drops the connection, reports why, and schedules a reconnect.
@@ -330,8 +362,11 @@ impl StreamHandler<Result<Bytes, FrameError>> for HeartbeatClient {
         }
         match serde_json::from_slice::<Reply>(line) {
             Ok(Reply::Ack {
-                seq, timeout_ms, ..
-            }) => self.acked(seq, timeout_ms, ctx),
+                seq,
+                timeout_ms,
+                interval_ms,
+                ..
+            }) => self.acked(seq, timeout_ms, interval_ms, ctx),
             Ok(Reply::Ping { seq }) => {
                 if let Some(connection) = self.connection.as_mut() {
                     connection.writer.write(ClientFrame::Pong { seq });
@@ -340,16 +375,30 @@ impl StreamHandler<Result<Bytes, FrameError>> for HeartbeatClient {
             Ok(Reply::Error {
                 code: ErrorCode::Unauthorized,
                 message,
+                ..
             }) => {
                 // The server closes the connection after it: report why, not just the close.
                 self.emit(ClientEvent::Rejected {
                     code: ErrorCode::Unauthorized,
                     message: message.clone(),
+                    retry_after: None,
                 });
                 self.down(DownReason::Unauthorized, message, ctx);
             }
-            Ok(Reply::Error { code, message }) => {
-                self.emit(ClientEvent::Rejected { code, message });
+            Ok(Reply::Error {
+                code,
+                message,
+                retry_after_ms,
+            }) => {
+                let retry_after = retry_after_ms.map(Duration::from_millis);
+                self.emit(ClientEvent::Rejected {
+                    code,
+                    message,
+                    retry_after,
+                });
+                if let Some(after) = retry_after {
+                    self.retry_later(after, ctx);
+                }
             }
             Ok(Reply::Welcome { auth, .. }) => {
                 log::debug!(

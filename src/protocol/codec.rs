@@ -221,6 +221,7 @@ mod tests {
             proj: Proj::new("P").unwrap(),
             seq: Some(1),
             timeout_ms: None,
+            interval_ms: None,
         };
         enc.encode(ack.clone(), &mut buf).unwrap();
         assert_eq!(&buf[..], b"{\"type\":\"ack\",\"proj\":\"P\",\"seq\":1}\n");

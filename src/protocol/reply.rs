@@ -1,5 +1,7 @@
 //! Outbound frames.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -21,6 +23,10 @@ pub enum Reply {
         /// The client's effective timeout after a heartbeat (absent on an offline ack).
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
+        /// After a heartbeat: how often the client should beat (its timeout times
+        /// `server.interval_ratio`). Absent on an offline ack, and from older servers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval_ms: Option<u64>,
     },
     /// The answer to a `hello`: the connection is authenticated for the `proj`s its token
     /// covers (or, with `auth` false, the server checks no token at all).
@@ -44,6 +50,10 @@ pub enum Reply {
         code: ErrorCode,
         /// Human-readable reason.
         message: String,
+        /// With `unavailable` from a server that is overloaded, starting or stopping: how long
+        /// to wait before trying again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// A custom handler's answer, written as the handler built it (and, when reading, any
     /// frame of a type this version does not know).
@@ -57,6 +67,16 @@ impl Reply {
         Reply::Error {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// An error reply that says when to try again.
+    pub fn retry_later(code: ErrorCode, message: impl Into<String>, after: Duration) -> Self {
+        Reply::Error {
+            code,
+            message: message.into(),
+            retry_after_ms: Some(crate::clock::millis(after)),
         }
     }
 }
@@ -72,15 +92,17 @@ mod tests {
             proj: Proj::new("P-17").unwrap(),
             seq: Some(7),
             timeout_ms: Some(20000),
+            interval_ms: Some(6666),
         };
         assert_eq!(
             serde_json::to_string(&ack).unwrap(),
-            r#"{"type":"ack","proj":"P-17","seq":7,"timeout_ms":20000}"#
+            r#"{"type":"ack","proj":"P-17","seq":7,"timeout_ms":20000,"interval_ms":6666}"#
         );
         let offline_ack = Reply::Ack {
             proj: Proj::new("P-17").unwrap(),
             seq: None,
             timeout_ms: None,
+            interval_ms: None,
         };
         assert_eq!(
             serde_json::to_string(&offline_ack).unwrap(),
@@ -98,6 +120,13 @@ mod tests {
             serde_json::to_string(&Reply::error(ErrorCode::BadJson, "x")).unwrap(),
             r#"{"type":"error","code":"bad_json","message":"x"}"#
         );
+        let busy = Reply::retry_later(ErrorCode::Unavailable, "busy", Duration::from_millis(1500));
+        let text = serde_json::to_string(&busy).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"error","code":"unavailable","message":"busy","retry_after_ms":1500}"#
+        );
+        assert_eq!(serde_json::from_str::<Reply>(&text).unwrap(), busy);
         let Value::Object(map) = json!({"type":"status","n":1}) else {
             unreachable!()
         };

@@ -402,7 +402,7 @@ impl Client {
                     Err(e) => {
                         if let Some(conn) = act.conn.as_mut() {
                             conn.route = route;
-                            conn.error(error_code(&e), e.to_string());
+                            conn.refuse(&e);
                         }
                     }
                 }),
@@ -414,7 +414,7 @@ impl Client {
 pub(crate) fn error_code(e: &BeatError) -> ErrorCode {
     match e {
         BeatError::TooManyClients(_) => ErrorCode::TooManyClients,
-        BeatError::Unavailable(_) => ErrorCode::Unavailable,
+        BeatError::Unavailable(_) | BeatError::Overloaded { .. } => ErrorCode::Unavailable,
     }
 }
 

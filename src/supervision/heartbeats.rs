@@ -24,6 +24,28 @@ pub enum BeatError {
     /// A new client would exceed `server.max_clients`.
     #[error(transparent)]
     TooManyClients(#[from] Full),
+    /// Too many heartbeats wait for the registry (`server.max_pending`): a client not online
+    /// yet is asked to come back later.
+    #[error("the server is overloaded (too many clients coming online at once); retry in {} ms", retry_after.as_millis())]
+    Overloaded {
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+/// How long a client refused because the server is shutting down should wait: about as long as
+/// a restart takes.
+pub const RETRY_AFTER_SHUTDOWN: Duration = Duration::from_secs(1);
+
+impl BeatError {
+    /// How long the refused client should wait before it tries again, if it should.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BeatError::Unavailable(_) => Some(RETRY_AFTER_SHUTDOWN),
+            BeatError::Overloaded { retry_after } => Some(*retry_after),
+            BeatError::TooManyClients(_) => None,
+        }
+    }
 }
 
 /// A heartbeat, from whatever transport.
@@ -44,6 +66,8 @@ pub struct Heartbeat {
 pub struct BeatAck {
     /// The client's watchdog timeout from now on.
     pub timeout: Duration,
+    /// How often the client should beat: its timeout times `server.interval_ratio`.
+    pub interval: Duration,
 }
 
 /// A client's actor, remembered by a connection that delivers that client's heartbeats
@@ -94,6 +118,8 @@ pub(crate) struct Delivered {
 pub struct Heartbeats {
     registry: RegistryHandle,
     policy: TimeoutPolicy,
+    /// The interval suggested to a client, as a fraction of its timeout.
+    interval_ratio: f64,
     detection: Arc<Detection>,
     metrics: Arc<Metrics>,
 }
@@ -102,15 +128,24 @@ impl Heartbeats {
     pub(crate) fn new(
         registry: RegistryHandle,
         policy: TimeoutPolicy,
+        interval_ratio: f64,
         detection: Arc<Detection>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             registry,
             policy,
+            interval_ratio,
             detection,
             metrics,
         }
+    }
+
+    /// How often a client with this timeout should beat (`interval_ms` in acks), to the
+    /// nearest millisecond.
+    pub fn interval(&self, timeout: Duration) -> Duration {
+        let ms = timeout.as_secs_f64() * 1000.0 * self.interval_ratio;
+        Duration::from_millis(ms.round() as u64)
     }
 
     /// Delivers one heartbeat, bringing its client online if it was not; returns once it has
@@ -126,7 +161,10 @@ impl Heartbeats {
                 None,
             )
             .await;
-        delivered.map(|d| BeatAck { timeout: d.timeout })
+        delivered.map(|d| BeatAck {
+            timeout: d.timeout,
+            interval: self.interval(d.timeout),
+        })
     }
 
     /// Takes `proj` offline now (an explicit offline). Answers whether it was online.
@@ -194,6 +232,7 @@ impl Heartbeats {
             timeout,
             home: Arbiter::try_current().unwrap_or_else(|| self.registry.home()),
             host,
+            shed: None,
         };
         match self.registry.resolve(resolve).await {
             Ok(resolved) => {

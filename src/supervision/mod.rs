@@ -33,13 +33,36 @@ use crate::events::Pipeline;
 use crate::metrics::Metrics;
 use registry::RegistryDeps;
 
+/// What a server's supervision is bound by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub policy: TimeoutPolicy,
+    /// `server.max_clients`.
+    pub max_clients: usize,
+    /// `server.max_pending`.
+    pub max_pending: usize,
+    /// `server.interval_ratio`.
+    pub interval_ratio: f64,
+}
+
+impl Limits {
+    /// The limits of `config`.
+    pub(crate) fn of(config: &crate::config::ServerConfig) -> Self {
+        Self {
+            policy: config.timeout_policy(),
+            max_clients: config.max_clients,
+            max_pending: config.max_pending,
+            interval_ratio: config.interval_ratio,
+        }
+    }
+}
+
 /// The supervision of a server: registries run on `home` (started on demand), clients past
-/// `max_clients` are refused, silent clients are judged by `detection`, and every transition
-/// goes through `pipeline`.
+/// `limits` are refused, silent clients are judged by `detection` (and paused by `pauses`),
+/// and every transition goes through `pipeline`.
 pub(crate) fn start(
     home: ArbiterHandle,
-    policy: TimeoutPolicy,
-    max_clients: usize,
+    limits: Limits,
     pipeline: Pipeline,
     detection: Arc<Detection>,
     pauses: PauseBook,
@@ -48,13 +71,19 @@ pub(crate) fn start(
     let deps = RegistryDeps {
         pipeline,
         metrics: metrics.clone(),
-        default_timeout: policy.default,
-        max_clients,
+        default_timeout: limits.policy.default,
+        max_clients: limits.max_clients,
         detection: detection.clone(),
         pauses: Arc::new(std::sync::Mutex::new(pauses)),
     };
-    let registry = RegistryHandle::new(home, policy, deps);
-    Heartbeats::new(registry, policy, detection, metrics)
+    let registry = RegistryHandle::new(home, limits.policy, limits.max_pending, deps);
+    Heartbeats::new(
+        registry,
+        limits.policy,
+        limits.interval_ratio,
+        detection,
+        metrics,
+    )
 }
 
 #[cfg(test)]

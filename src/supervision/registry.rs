@@ -15,6 +15,7 @@ use actix::{
 use super::client::{Client, Depart, Rearm};
 use super::client_record::{ClientInfo, ClientRecord, Pulse};
 use super::detector::Detection;
+use super::heartbeats::BeatError;
 use super::pauses::PauseBook;
 use super::states::ClientState;
 use crate::clock;
@@ -32,9 +33,9 @@ pub(crate) const IDLE_STOP_AFTER: Duration = Duration::from_secs(1);
 
 /// Apply a heartbeat to `proj` through the registry: to its record if it is online (its
 /// actor re-arms), else by bringing it online (a new actor, or `host`). Fails only when a new
-/// client would exceed `server.max_clients`.
+/// client would exceed `server.max_clients`, or with `shed` (the registry is overloaded).
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Resolved, Full>")]
+#[rtype(result = "Result<Resolved, BeatError>")]
 pub(crate) struct Resolve {
     pub proj: Proj,
     /// Where its heartbeat came from.
@@ -47,6 +48,9 @@ pub(crate) struct Resolve {
     /// An actor that hosts the caller's connection and offers to be this client's actor if
     /// the client is not online (its own client, back after going offline).
     pub host: Option<Addr<Client>>,
+    /// Set when too many heartbeats wait for the registry: applied only if the client is
+    /// online; a new client is refused with this retry delay.
+    pub shed: Option<Duration>,
 }
 
 /// The heartbeat took effect.
@@ -382,7 +386,7 @@ impl Actor for Registry {
 }
 
 impl Handler<Resolve> for Registry {
-    type Result = Result<Resolved, Full>;
+    type Result = Result<Resolved, BeatError>;
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
         let detection = self.deps.detection.clone();
@@ -425,10 +429,14 @@ impl Handler<Resolve> for Registry {
                 });
             }
         }
+        if let Some(retry_after) = msg.shed {
+            return Err(BeatError::Overloaded { retry_after });
+        }
         if self.clients.len() >= self.deps.max_clients && !self.clients.contains_key(&msg.proj) {
             return Err(Full {
                 max: self.deps.max_clients,
-            });
+            }
+            .into());
         }
         Ok(self.create(msg, ctx))
     }

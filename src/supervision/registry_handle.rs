@@ -1,6 +1,6 @@
 //! The way in to the registry, which may be stopped: it starts one when needed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::dev::ToEnvelope;
@@ -26,6 +26,31 @@ const MAX_ATTEMPTS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the registry is unavailable (the server is shutting down)")]
 pub struct Unavailable;
+
+/// One heartbeat on its way through the registry, counted while it lives.
+struct Pending<'a>(usize, &'a AtomicUsize);
+
+impl<'a> Pending<'a> {
+    fn count(pending: &'a AtomicUsize) -> Self {
+        Self(pending.fetch_add(1, Ordering::AcqRel) + 1, pending)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How long a client refused with `pending` heartbeats on their way (past `max`) should wait:
+/// about a second per `max` of them (the registry applies hundreds of thousands a second, so
+/// that is the backlog's drain time with a wide margin), spread by ±50% so that the refused do
+/// not all come back at once.
+fn retry_after(pending: usize, max: usize) -> std::time::Duration {
+    let load = pending as f64 / max.max(1) as f64;
+    let spread = 0.5 + fastrand::f64();
+    std::time::Duration::from_secs_f64((load * spread).clamp(0.1, 30.0))
+}
 
 /// The target of a pause or a resume.
 trait TargetOf {
@@ -59,6 +84,10 @@ pub struct RegistryHandle {
 
 struct Inner {
     current: Mutex<Option<Addr<Registry>>>,
+    /// Heartbeats on their way through the registry now.
+    pending: AtomicUsize,
+    /// `server.max_pending`.
+    max_pending: usize,
     /// Set by [`RegistryHandle::close`]: no registry is started any more.
     closed: AtomicBool,
     home: ArbiterHandle,
@@ -68,10 +97,17 @@ struct Inner {
 
 impl RegistryHandle {
     /// A handle whose registries run on `home`. None runs until the first heartbeat.
-    pub(crate) fn new(home: ArbiterHandle, policy: TimeoutPolicy, deps: RegistryDeps) -> Self {
+    pub(crate) fn new(
+        home: ArbiterHandle,
+        policy: TimeoutPolicy,
+        max_pending: usize,
+        deps: RegistryDeps,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 current: Mutex::new(None),
+                pending: AtomicUsize::new(0),
+                max_pending,
                 closed: AtomicBool::new(false),
                 home,
                 deps,
@@ -181,10 +217,16 @@ impl RegistryHandle {
         Ok(self.call(Remove { proj }, false).await?.unwrap_or(false))
     }
 
-    /// Applies a heartbeat through the registry, starting one if none runs.
-    pub(crate) async fn resolve(&self, resolve: Resolve) -> Result<Resolved, BeatError> {
+    /// Applies a heartbeat through the registry, starting one if none runs. Past
+    /// `server.max_pending` heartbeats on their way, it is applied only if its client is
+    /// online: a new client is told when to retry.
+    pub(crate) async fn resolve(&self, mut resolve: Resolve) -> Result<Resolved, BeatError> {
+        let pending = Pending::count(&self.inner.pending);
+        if pending.0 > self.inner.max_pending {
+            resolve.shed = Some(retry_after(pending.0, self.inner.max_pending));
+        }
         match self.call(resolve, true).await? {
-            Some(resolved) => Ok(resolved?),
+            Some(resolved) => resolved,
             None => Err(Unavailable.into()),
         }
     }

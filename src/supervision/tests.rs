@@ -55,6 +55,7 @@ struct Fixture {
 const TIMEOUT: Duration = Duration::from_secs(20);
 const MS: Duration = Duration::from_millis(1);
 const MAX_CLIENTS: usize = 100;
+const MAX_PENDING: usize = 10_000;
 
 fn fixture() -> Fixture {
     fixture_with(Detection::fixed, Stage::default())
@@ -65,6 +66,15 @@ fn fixture() -> Fixture {
 fn fixture_with(
     detection: impl FnOnce(Arc<Metrics>) -> Detection,
     stage: crate::events::Stage,
+) -> Fixture {
+    fixture_limited(detection, stage, MAX_PENDING)
+}
+
+/// [`fixture_with`], with at most `max_pending` heartbeats on their way through the registry.
+fn fixture_limited(
+    detection: impl FnOnce(Arc<Metrics>) -> Detection,
+    stage: crate::events::Stage,
+    max_pending: usize,
 ) -> Fixture {
     tokio::time::pause();
     let bus = EventBus::new();
@@ -78,10 +88,15 @@ fn fixture_with(
     let pipeline = Pipeline::with_stage(0, vec![Box::new(bus)], stage);
     actix::spawn(pipeline.clone().housekeeping());
     let detection = Arc::new(detection(metrics.clone()));
+    let limits = Limits {
+        policy,
+        max_clients: MAX_CLIENTS,
+        max_pending,
+        interval_ratio: 1.0 / 3.0,
+    };
     let heartbeats = start(
         Arbiter::current(),
-        policy,
-        MAX_CLIENTS,
+        limits,
         pipeline,
         detection.clone(),
         PauseBook::default(),

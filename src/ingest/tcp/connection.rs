@@ -30,7 +30,7 @@ use crate::auth::{ConnectionAuth, Grant, Scope};
 use crate::clock::{self, Instant};
 use crate::extension::CustomFrame;
 use crate::protocol::{ErrorCode, FrameDecoder, FrameError, Proj, ProjRef, Reply, Request};
-use crate::supervision::Route;
+use crate::supervision::{error_code, BeatError, Route};
 
 /// Initial read buffer of a connection. A larger one (tokio-util's default is 8 KiB) would
 /// cost its size in RSS per idle client; heartbeats are under 100 bytes and the buffer grows
@@ -437,13 +437,28 @@ impl Connection {
         }
     }
 
-    /// Queues the ack of a heartbeat.
+    /// Queues the ack of a heartbeat, with the client's timeout and the interval it should
+    /// beat at.
     pub(crate) fn ack(&mut self, proj: Proj, seq: Option<u64>, timeout: Duration) {
+        let interval = self.slot.services().heartbeats.interval(timeout);
         self.reply(&Reply::Ack {
             proj,
             seq,
             timeout_ms: Some(clock::millis(timeout)),
+            interval_ms: Some(clock::millis(interval)),
         });
+    }
+
+    /// Queues the refusal of a heartbeat that was not delivered (with when to retry, if the
+    /// server is overloaded or stopping), and counts it.
+    pub(crate) fn refuse(&mut self, e: &BeatError) {
+        let code = error_code(e);
+        self.slot.services().metrics.frame_error(code);
+        let message = e.to_string();
+        match e.retry_after() {
+            Some(after) => self.reply(&Reply::retry_later(code, message, after)),
+            None => self.reply(&Reply::error(code, message)),
+        }
     }
 
     /// Queues the answer to a frame.

@@ -18,7 +18,7 @@ use super::services::TcpServices;
 use crate::auth::Grant;
 use crate::extension::{CustomFrame, HandlerContext};
 use crate::protocol::{ErrorCode, Proj, Reply};
-use crate::supervision::{error_code, Attach, Heartbeats, Vacancy};
+use crate::supervision::{Attach, Heartbeats, Vacancy};
 
 /// Serves `conn` until it closes or is handed to its client's actor.
 pub(crate) async fn serve(mut conn: Connection) {
@@ -46,7 +46,7 @@ pub(crate) async fn serve(mut conn: Connection) {
                         Some((proj, delivered.vacancy))
                     }
                     Err(e) => {
-                        conn.error(error_code(&e), e.to_string());
+                        conn.refuse(&e);
                         None
                     }
                 }
@@ -106,6 +106,7 @@ pub(crate) async fn offline(heartbeats: &Heartbeats, proj: Proj, seq: Option<u64
             proj,
             seq,
             timeout_ms: None,
+            interval_ms: None,
         }),
         Err(e) => Err((ErrorCode::Unavailable, e.to_string())),
     }

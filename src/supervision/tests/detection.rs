@@ -9,7 +9,7 @@ use super::*;
 use crate::events::{DetectorKind, FlapConfig, OutageConfig, OutageWebhooks};
 use crate::supervision::detector::{PhiConfig, StallGuard};
 use crate::supervision::registry::{PauseError, Target};
-use crate::supervision::{glob, ClientState, Detection, Until};
+use crate::supervision::{glob, BeatError, ClientState, Detection, Until};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -427,4 +427,36 @@ async fn clients_timing_out_together_are_one_outage_and_its_end() {
             ..
         })
     ));
+}
+
+#[actix_rt::test]
+async fn past_max_pending_new_clients_are_told_when_to_retry_and_online_ones_are_served() {
+    let f = fixture_limited(Detection::fixed, Stage::default(), 2);
+    let ack = f.heartbeats.beat(heartbeat("ONLINE", None)).await.unwrap();
+    assert!(
+        ack.interval.abs_diff(TIMEOUT / 3) < MS,
+        "a third of its timeout"
+    );
+    // Eleven at once: the first two new ones pass, the other new ones are refused, and the
+    // online client's heartbeat is applied whatever the backlog.
+    let mut beats: Vec<_> = (0..10)
+        .map(|i| f.heartbeats.beat(heartbeat(&format!("N-{i}"), None)))
+        .collect();
+    beats.push(f.heartbeats.beat(heartbeat("ONLINE", None)));
+    let results = futures_util::future::join_all(beats).await;
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    for refused in &results[2..10] {
+        match refused {
+            Err(e @ BeatError::Overloaded { retry_after }) => {
+                assert!((100 * MS..=30 * S).contains(retry_after), "{retry_after:?}");
+                assert_eq!(e.retry_after(), Some(*retry_after));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(results[10].is_ok(), "{results:?}");
+    assert!(f.online("N-1").await && !f.online("N-2").await);
+    // The backlog gone, a refused client gets in.
+    f.beat("N-2", None).await;
+    assert!(f.online("N-2").await);
 }
