@@ -20,7 +20,7 @@ use crate::http::{self, ApiState, SseHub};
 use crate::ingest::tcp::{self, TcpServices, TlsAcceptor};
 use crate::metrics::Metrics;
 use crate::notify::{self, NotifyConfig};
-use crate::storage::{Journal, RecoveredClient, StorageConfig, StorageError};
+use crate::storage::{History, Journal, RecoveredClient, StorageConfig, StorageError};
 use crate::supervision::{self, Detection, Heartbeats, PauseBook, RegistryHandle, StallGuard};
 use crate::tls::{ServerTls, TlsError};
 
@@ -225,9 +225,16 @@ impl Builder {
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
         let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
-        let storage = open_storage(self.storage.as_ref(), self.notify.as_ref(), &metrics)?;
+        let history = History::new(&self.history);
+        let storage = open_storage(
+            self.storage.as_ref(),
+            self.notify.as_ref(),
+            (&history, self.history.retention),
+            &metrics,
+        )?;
 
-        // Every transition goes through these sinks, in this order: the durable log first.
+        // Every transition goes through these sinks, in this order: the durable log first, then
+        // the history (which needs the muted ones too).
         let events = EventBus::new();
         for subscriber in self.subscribers {
             events.subscribe(subscriber);
@@ -237,6 +244,7 @@ impl Builder {
         if let Some(journal) = &storage.journal {
             sinks.push(Box::new(journal.clone()));
         }
+        sinks.push(Box::new(history.clone()));
         if self.log_events {
             sinks.push(Box::new(LogSink));
         }
@@ -266,6 +274,7 @@ impl Builder {
             registry: heartbeats.registry().clone(),
             metrics: metrics.clone(),
             events: stream_sender,
+            history,
             token: Some(self.auth.http_token)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
@@ -364,10 +373,12 @@ struct Storage {
     webhooks: Option<notify::Webhooks>,
 }
 
-/// Opens the event log (after reading the webhooks' cursors, which hold its old segments).
+/// Opens the event log (after reading the webhooks' cursors, which hold its old segments),
+/// folding it into the history, which keeps its segments for the history's retention.
 fn open_storage(
     storage: Option<&StorageConfig>,
     notify: Option<&NotifyConfig>,
+    history: (&History, std::time::Duration),
     metrics: &Arc<Metrics>,
 ) -> Result<Storage, StartError> {
     let Some(storage) = storage else {
@@ -380,7 +391,7 @@ fn open_storage(
         None => None,
     };
     let holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
-    let (journal, recovered) = Journal::open(storage, metrics.clone(), holds)?;
+    let (journal, recovered) = Journal::open_with(storage, metrics.clone(), holds, Some(history))?;
     Ok(Storage {
         journal: Some(journal),
         recovered: recovered.clients,

@@ -419,3 +419,96 @@ async fn each_webhooks_queue_depth_is_what_it_has_not_delivered_yet() {
     server.stop().await;
     receiver.stop().await;
 }
+
+/// Six clients time out together: an outage (of at least five here). Webhooks get the
+/// offlines that came before it was recognised, the `outage` event, and the `outage_end` once
+/// five are back, but not the offlines and onlines that carry the outage's id.
+#[actix_rt::test]
+async fn during_an_outage_webhooks_get_the_outage_not_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, at) = loopback_listener();
+    let receiver = Receiver::start(listener, 0, "");
+    let mut outage = Config::default().outage;
+    outage.min_clients = 5;
+    let builder = Builder::new(test_config())
+        .storage(storage(dir.path()))
+        .outage(outage)
+        .notify(notify(vec![hook(format!("http://{at}/all"), "", "")]));
+    let server = TestServer::start_with(builder).await;
+    let mut client = server.client().await;
+    for i in 0..6 {
+        assert_ack(
+            &client.heartbeat_timeout(&format!("O-{i}"), 300).await,
+            &format!("O-{i}"),
+        );
+    }
+    let kinds = |hits: &[Hit]| -> Vec<String> {
+        hits.iter()
+            .map(|h| h.json()["event"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    eventually(IO_TIMEOUT, "the outage delivered", || async {
+        kinds(&receiver.ok_hits("/all")).contains(&"outage".to_owned())
+    })
+    .await;
+    eventually(IO_TIMEOUT, "all six offline", || async {
+        server
+            .metric("heartwatch_offline_total{reason=\"timeout\"}")
+            .await
+            == 6.0
+    })
+    .await;
+    // Five of six back: the outage ends.
+    for i in 0..5 {
+        assert_ack(
+            &client.heartbeat_timeout(&format!("O-{i}"), 60_000).await,
+            &format!("O-{i}"),
+        );
+    }
+    eventually(IO_TIMEOUT, "the outage's end delivered", || async {
+        kinds(&receiver.ok_hits("/all")).contains(&"outage_end".to_owned())
+    })
+    .await;
+    let hits = receiver.ok_hits("/all");
+    for hit in &hits {
+        let event = hit.json();
+        assert!(
+            event.get("outage").is_none(),
+            "a member's event was delivered: {event}"
+        );
+    }
+    let delivered = kinds(&hits);
+    let offlines = delivered.iter().filter(|k| *k == "offline").count();
+    assert_eq!(
+        offlines, 4,
+        "the four before it was recognised: {delivered:?}"
+    );
+    let end = hits
+        .iter()
+        .map(Hit::json)
+        .find(|e| e["event"] == "outage_end")
+        .unwrap();
+    assert_eq!(
+        (&end["count"], &end["recovered"]),
+        (&6.into(), &5.into()),
+        "{end}"
+    );
+    let start = hits
+        .iter()
+        .map(Hit::json)
+        .find(|e| e["event"] == "outage")
+        .unwrap();
+    assert_eq!(end["id"], start["id"], "the end names its outage");
+    // The event stream and the log still have every member's offline, with the id.
+    let history = server.get("/api/v1/clients/O-5/history").await.json();
+    let offline = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "offline")
+        .cloned()
+        .unwrap();
+    assert!(offline["outage"].is_u64(), "{offline}");
+    server.stop().await;
+    receiver.stop().await;
+}

@@ -49,6 +49,10 @@ pub(crate) async fn list(
             }
         },
     };
+    if wanted == Some(ClientState::Offline) {
+        // Not in the registry any more: the history knows them.
+        return HttpResponse::Ok().json(state.history.offline(after.as_ref(), query.limit));
+    }
     let listed = state
         .registry
         .list(List {
@@ -87,7 +91,7 @@ pub(crate) async fn get(
 }
 
 /// The server is shutting down: nothing can be said about its clients.
-fn unavailable(e: Unavailable) -> HttpResponse {
+pub(crate) fn unavailable(e: Unavailable) -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
         .json(ApiError {

@@ -7,6 +7,7 @@
 mod clients;
 mod event_stream;
 mod health;
+mod history;
 mod metrics;
 mod pauses;
 mod write_access;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
 
+pub use crate::storage::{ClientHistory, History, Uptime};
 pub(crate) use event_stream::SseHub;
 
 use crate::metrics::Metrics;
@@ -37,6 +39,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Serialized events (`data: ...\n\n` blocks) for the event stream.
     pub events: broadcast::Sender<Bytes>,
+    /// Every client's recent events, for `/api/v1/clients/{proj}/history` and
+    /// `?state=offline`.
+    pub history: History,
     /// The bearer token reads require, if any.
     pub token: Option<Arc<str>>,
 }
@@ -74,7 +79,8 @@ pub(crate) struct ApiError {
     message: String,
 }
 
-/// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}]`, `/api/v1/events`,
+/// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}[/history]]`,
+/// `/api/v1/events`,
 /// and the pauses: `POST /api/v1/clients/{proj}/pause|resume`, `POST /api/v1/pause|resume`.
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
@@ -95,6 +101,10 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/v1/clients", web::get().to(clients::list))
             .route("/api/v1/clients/{proj}", web::get().to(clients::get))
+            .route(
+                "/api/v1/clients/{proj}/history",
+                web::get().to(history::history),
+            )
             .route("/api/v1/events", web::get().to(event_stream::events))
             .route(
                 "/api/v1/clients/{proj}/pause",

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -26,15 +25,17 @@ pub const EVENT_HEADER: &str = "x-heartwatch-event";
 /// Events read from the log at a time.
 const READ_BATCH: usize = 256;
 
-/// The JSON body of a delivery: the event as the event stream shows it, plus its `id` (the
-/// log's sequence number, also in [`DELIVERY_HEADER`]).
-#[derive(Debug, Serialize)]
-pub struct Payload<'a> {
-    /// The event's sequence number.
-    pub id: u64,
-    /// The event.
-    #[serde(flatten)]
-    pub event: &'a Event,
+/// The JSON body of a delivery: the event as the event stream shows it, after an `id`: the
+/// log's sequence number (also in [`DELIVERY_HEADER`]), or, for `outage` and `outage_end`,
+/// the outage's own id (for `outage` the same number).
+pub fn payload(seq: u64, event: &Event) -> Vec<u8> {
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), seq.into());
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) {
+        // An event's own `id` replaces the sequence number, in its place.
+        body.extend(fields);
+    }
+    serde_json::to_vec(&body).expect("a JSON map serializes")
 }
 
 /// The webhooks of a server, between reading their cursors and starting their deliveries.
@@ -228,7 +229,7 @@ impl Delivery {
 
     /// POSTs one event until the receiver answers 2xx.
     async fn deliver(&self, client: &awc::Client, seq: u64, event: &Event) {
-        let body = serde_json::to_vec(&Payload { id: seq, event }).expect("an event serializes");
+        let body = payload(seq, event);
         let signature =
             (!self.hook.secret.is_empty()).then(|| sign(self.hook.secret.as_bytes(), &body));
         let mut backoff = Backoff::new(self.retry_initial, self.retry_max);

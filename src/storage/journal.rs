@@ -13,8 +13,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::fsync_policy::FsyncPolicy;
+use super::history::History;
 use super::log_record::LogRecord;
-use super::recovery::{recover, Recovered, RecoveredClient};
+#[cfg(test)]
+use super::recovery::recover;
+use super::recovery::{recover_into, Recovered, RecoveredClient};
 use super::segment::Segment;
 use super::{StorageConfig, StorageError};
 use crate::clock::millis;
@@ -64,10 +67,22 @@ impl Journal {
     /// `holds` are delivery cursors, each the last sequence number a webhook has delivered:
     /// segments holding later events are kept (until the log exceeds `storage.max_bytes`),
     /// from the first roll, at start, on.
+    #[cfg(test)]
     pub fn open(
         config: &StorageConfig,
         metrics: Arc<Metrics>,
         holds: Vec<Arc<AtomicU64>>,
+    ) -> Result<(Journal, Recovered), StorageError> {
+        Self::open_with(config, metrics, holds, None)
+    }
+
+    /// [`Journal::open`], folding every record read into `history`, whose segments are kept
+    /// while they are younger than `retention` (and the log is within `storage.max_bytes`).
+    pub fn open_with(
+        config: &StorageConfig,
+        metrics: Arc<Metrics>,
+        holds: Vec<Arc<AtomicU64>>,
+        history: Option<(&History, Duration)>,
     ) -> Result<(Journal, Recovered), StorageError> {
         let dir = config.path.clone();
         let io = |what: &'static str, path: &Path| {
@@ -83,7 +98,10 @@ impl Journal {
             Err(TryLockError::Error(source)) => return Err(io("lock", &lock_path)(source)),
         }
         let segments = Segment::list(&dir).map_err(io("list", &dir))?;
-        let recovered = recover(&segments)?;
+        let recovered = match history {
+            Some((history, _)) => recover_into(&segments, &mut |record| history.fold(record))?,
+            None => recover_into(&segments, &mut |_| {})?,
+        };
         if recovered.skipped > 0 {
             log::warn!(
                 "event log {}: {} unreadable line(s) skipped during recovery",
@@ -112,6 +130,7 @@ impl Journal {
             buf: Vec::with_capacity(64 * 1024),
             committed: committed_tx,
             holds,
+            retention: history.map_or(Duration::ZERO, |(_, retention)| retention),
             metrics,
             last_error_log: None,
             errors_unlogged: 0,
@@ -215,6 +234,8 @@ struct Writer {
     /// Delivery cursors that keep segments from being deleted: one per webhook, each the last
     /// sequence number it has delivered.
     holds: Vec<Arc<AtomicU64>>,
+    /// Segments last written to within this long are kept for the history.
+    retention: Duration,
     metrics: Arc<Metrics>,
     /// When a failure was last logged, and how many were not logged since.
     last_error_log: Option<std::time::Instant>,
@@ -432,9 +453,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes old segments: those whose every event every webhook has delivered, then the
-    /// oldest while the log exceeds `max_bytes`. The active segment (with its snapshot) is
-    /// all recovery needs.
+    /// Deletes old segments: those whose every event every webhook has delivered and that are
+    /// older than the history's retention (last written to before it), then the oldest while
+    /// the log exceeds `max_bytes`. The active segment (with its snapshot) is all recovery
+    /// needs.
     fn prune(&mut self) {
         let Ok(segments) = Segment::list(&self.dir) else {
             return;
@@ -450,13 +472,25 @@ impl Writer {
             let (old, next) = (&pair[0], &pair[1]);
             let last_event = next.start - 1;
             let delivered = last_event <= held;
-            if !delivered && total <= self.max_bytes {
+            let young = !self.retention.is_zero()
+                && std::fs::metadata(&old.path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|written| written.elapsed().ok())
+                    .is_none_or(|age| age < self.retention);
+            if (!delivered || young) && total <= self.max_bytes {
                 break;
             }
             if !delivered {
                 log::warn!(
                     "event log {}: over storage.max_bytes, deleting {} with undelivered \
                      webhook events (up to #{last_event})",
+                    self.dir.display(),
+                    old.path.display()
+                );
+            } else if young {
+                log::info!(
+                    "event log {}: over storage.max_bytes, deleting {} before                      history.retention (the history loses its events)",
                     self.dir.display(),
                     old.path.display()
                 );
@@ -575,6 +609,7 @@ mod tests {
             buf: Vec::new(),
             committed,
             holds: Vec::new(),
+            retention: Duration::ZERO,
             metrics: metrics.clone(),
             last_error_log: None,
             errors_unlogged: 0,
@@ -663,6 +698,54 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn the_history_keeps_young_segments_and_reads_them_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), 1000, 1 << 30);
+        let history_config = crate::storage::HistoryConfig {
+            limit: 100,
+            retention: Duration::from_secs(3600),
+            samples: 16,
+        };
+        let history = History::new(&history_config);
+        let open = |history: &History| {
+            Journal::open_with(
+                &config,
+                Arc::new(Metrics::new()),
+                Vec::new(),
+                Some((history, history_config.retention)),
+            )
+            .unwrap()
+        };
+        let (journal, _) = open(&history);
+        let mut log = Appender::new(&journal, 0);
+        // One pair at a time: a batch is written at once, and rolls happen between batches.
+        let mut committed = journal.committed();
+        for i in 0..60 {
+            log.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            log.append(&offline(&format!("P-{i}")), Duration::ZERO);
+            while *committed.borrow_and_update() < 2 * (i + 1) {
+                committed.changed().await.unwrap();
+            }
+        }
+        journal.close().await;
+        assert!(
+            Segment::list(dir.path()).unwrap().len() > 3,
+            "young segments are kept"
+        );
+        // A new server folds the whole log into its history.
+        let history = History::new(&history_config);
+        let (journal, recovered) = open(&history);
+        assert!(recovered.clients.is_empty());
+        let p0 = history
+            .get(&Proj::new("P-0").unwrap(), None, None)
+            .expect("P-0 is known");
+        let kinds: Vec<_> = p0.events.iter().map(|e| e["event"].clone()).collect();
+        assert_eq!(kinds, ["online", "offline"]);
+        assert_eq!(history.offline(None, None).len(), 60);
+        journal.close().await;
+    }
+
+    #[actix_rt::test]
     async fn a_hold_keeps_undelivered_segments_up_to_max_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), 1000, 1 << 30);
@@ -692,7 +775,13 @@ mod tests {
             log.append(&online(&format!("P-{i}")), Duration::from_secs(1));
         }
         journal.close().await;
-        assert!(Segment::list(dir.path()).unwrap().len() <= 2);
+        // Every segment left holds an undelivered event (after #100): how many there are
+        // depends on how the writer batched the last twenty.
+        let segments = Segment::list(dir.path()).unwrap();
+        assert!(segments.len() < 8, "{segments:?}");
+        for pair in segments.windows(2) {
+            assert!(pair[1].start - 1 > 100, "{segments:?}");
+        }
     }
 
     #[actix_rt::test]

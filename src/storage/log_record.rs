@@ -435,7 +435,6 @@ impl LogRecord {
     }
 
     /// The interval statistics of an `offline` record.
-    #[allow(dead_code)] // read by the history (next step)
     pub fn intervals(&self) -> Option<IntervalSummary> {
         match self {
             LogRecord::Offline { intervals, .. } => *intervals,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use fsync_policy::FsyncPolicy;
-pub use history::HistoryConfig;
+pub use history::{ClientHistory, History, HistoryConfig, Uptime};
 pub(crate) use journal::Journal;
 pub(crate) use recovery::RecoveredClient;
 pub(crate) use tail::LogTail;

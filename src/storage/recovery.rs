@@ -39,7 +39,16 @@ pub struct Recovered {
 
 /// Folds `segments` (oldest first) into the set of online clients: events add and remove
 /// clients, a complete snapshot replaces the set.
+#[cfg(test)]
 pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
+    recover_into(segments, &mut |_| {})
+}
+
+/// [`recover`], handing every record read to `each` as well (the history's fold).
+pub fn recover_into(
+    segments: &[Segment],
+    each: &mut dyn FnMut(&LogRecord),
+) -> Result<Recovered, StorageError> {
     let mut online: BTreeMap<Proj, RecoveredClient> = BTreeMap::new();
     let mut last_seq = 0;
     let mut skipped = 0;
@@ -49,6 +58,7 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
         segment::read_all(
             segment,
             |record| {
+                each(&record);
                 last_seq = last_seq.max(record.seq().unwrap_or(0));
                 match record {
                     LogRecord::Online {

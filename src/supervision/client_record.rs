@@ -28,6 +28,10 @@ pub struct ClientInfo {
     pub timeout_ms: u64,
     /// Where its last heartbeat came from.
     pub addr: SocketAddr,
+    /// Its recent heartbeat intervals, when asked about this one client. Not part of the
+    /// record's JSON (whose fields are fixed): the history shows them.
+    #[serde(skip)]
+    pub intervals: Option<IntervalSummary>,
 }
 
 /// The live record of one client, shared by its actor and the registry.
@@ -342,6 +346,7 @@ impl ClientRecord {
             heartbeats: s.heartbeats,
             timeout_ms: crate::clock::millis(s.timeout),
             addr: s.addr,
+            intervals: None,
         }
     }
 

@@ -542,7 +542,9 @@ impl Handler<Get> for Registry {
     type Result = Option<ClientInfo>;
 
     fn handle(&mut self, msg: Get, _: &mut Context<Self>) -> Self::Result {
-        let info = self.clients.get(&msg.proj)?.record.snapshot();
+        let record = &self.clients.get(&msg.proj)?.record;
+        let mut info = record.snapshot();
+        info.intervals = record.intervals();
         Some(
             self.deps
                 .pipeline

@@ -111,6 +111,11 @@ impl Api {
         http_get(self.addr, path).await
     }
 
+    /// `POST path` on the HTTP API with `body` (JSON) or none.
+    pub async fn post(&self, path: &str, body: Option<Value>) -> HttpResponse {
+        http_post(self.addr, path, body, &[]).await
+    }
+
     /// `GET path` on the HTTP API with the request headers `headers`.
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
         http_get_with(self.addr, path, headers).await
@@ -503,15 +508,41 @@ pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)
     http_send(request).await
 }
 
+/// `POST path` with `body` as JSON (or no body) and the request headers `headers`.
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let mut request = awc::Client::new().post(format!("http://{addr}{path}"));
+    for &header in headers {
+        request = request.insert_header(header);
+    }
+    match body {
+        Some(body) => {
+            let request = request.insert_header(("content-type", "application/json"));
+            exchange(request, Some(body.to_string())).await
+        }
+        None => exchange(request, None).await,
+    }
+}
+
 /// Sends `request` (built on any awc client: plaintext, TLS, ...) and reads the whole
 /// response, except an event stream's body, which never ends; panics after [`IO_TIMEOUT`].
 pub async fn http_send(request: awc::ClientRequest) -> HttpResponse {
+    exchange(request, None).await
+}
+
+/// Sends `request` with `body` (or none) and reads the response (see [`http_send`]).
+async fn exchange(request: awc::ClientRequest, body: Option<String>) -> HttpResponse {
     let what = format!("{} {}", request.get_method(), request.get_uri());
     let exchange = async {
-        let mut response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let sent = match body {
+            Some(body) => request.send_body(body).await,
+            None => request.send().await,
+        };
+        let mut response = sent.unwrap_or_else(|e| panic!("{what}: {e}"));
         let headers: Vec<(String, String)> = response
             .headers()
             .iter()

@@ -1,0 +1,40 @@
+//! `GET /api/v1/clients/{proj}/history`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{ApiError, ApiState};
+use crate::protocol::Proj;
+
+/// A client's last events (with their reasons and evidence), its heartbeat interval statistics
+/// and its uptime over the last hour and day, whether it is online or not. 404 only for a
+/// proj not seen within `history.retention`.
+pub(crate) async fn history(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(refused) = state.refusal(&req) {
+        return refused;
+    }
+    let proj = match Proj::new(&path) {
+        Ok(proj) => proj,
+        Err(e) => {
+            return HttpResponse::BadRequest().json(ApiError {
+                error: "bad_request",
+                message: format!("proj: {e}"),
+            })
+        }
+    };
+    let live = match state.registry.get(proj.clone()).await {
+        Ok(live) => live,
+        Err(e) => return super::clients::unavailable(e),
+    };
+    let intervals = live.as_ref().and_then(|c| c.intervals);
+    match state.history.get(&proj, live.as_ref(), intervals) {
+        Some(history) => HttpResponse::Ok().json(history),
+        None => HttpResponse::NotFound().json(ApiError {
+            error: "not_found",
+            message: format!("client {proj} was not seen within history.retention"),
+        }),
+    }
+}
