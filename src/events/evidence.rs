@@ -33,7 +33,8 @@ impl DetectorKind {
 pub struct Evidence {
     /// The detector in force.
     pub detector: DetectorKind,
-    /// Time since the client's last heartbeat, when the verdict was made.
+    /// Time since the client's last heartbeat when the verdict was made, or since the server
+    /// started watching it again (after a restart, or at the end of a pause), if later.
     pub silent_ms: u64,
     /// The client's timeout (the latest an offline verdict can come).
     pub timeout_ms: u64,

@@ -35,30 +35,43 @@ pub(crate) struct Damped {
 
 /// The recent transitions of the clients that had one within the window.
 ///
-/// Memory: one entry per client with a transition in the last `flap.window` (about 100 bytes
-/// and one timeline slot per transition), dropped once the window has passed.
+/// Clients are known by a 64-bit hash of their proj (two projs with the same hash would share
+/// one count: with a million clients, a chance of one in 10^7). Memory, per client with a
+/// transition within the last `flap.window`: about 40 bytes while its only one is its coming
+/// online (the common case: a fleet starting), about 150 once it has more; forgotten once the
+/// window has passed.
 pub(crate) struct FlapTracker {
     transitions: usize,
+    window_ms: u32,
     window: Duration,
-    projs: HashMap<Proj, Flap>,
+    hasher: std::hash::RandomState,
+    /// Clients whose only transition within the window is their coming online, and when.
+    fresh: HashMap<u64, u32>,
+    /// Clients with more transitions within the window.
+    projs: HashMap<u64, Flap>,
     /// Every transition, oldest first, with its client: what to look at as windows close.
-    timeline: VecDeque<(Instant, Proj)>,
-    /// The origin of the millisecond offsets in [`Flap::times`].
+    timeline: VecDeque<(u32, u64)>,
+    /// The origin of the millisecond offsets.
     base: Instant,
     /// Clients flapping now.
     flapping: usize,
 }
 
 struct Flap {
+    proj: Proj,
     /// The last `transitions` transitions, in milliseconds after the tracker's base.
     times: VecDeque<u32>,
     flapping: bool,
-    /// Transitions recorded but not announced while flapping.
-    suppressed: u64,
     /// Its state after its last event.
     state: ClientState,
-    /// Its last transition.
-    last: Instant,
+    /// Transitions recorded but not announced while flapping.
+    suppressed: u64,
+}
+
+impl Flap {
+    fn last(&self) -> u32 {
+        self.times.back().copied().unwrap_or(0)
+    }
 }
 
 impl FlapTracker {
@@ -66,7 +79,10 @@ impl FlapTracker {
     pub(crate) fn new(config: &FlapConfig) -> Option<Self> {
         (config.transitions > 0).then(|| Self {
             transitions: config.transitions as usize,
+            window_ms: u32::try_from(config.window.as_millis()).unwrap_or(u32::MAX),
             window: config.window,
+            hasher: std::hash::RandomState::new(),
+            fresh: HashMap::new(),
             projs: HashMap::new(),
             timeline: VecDeque::new(),
             base: clock::now(),
@@ -74,9 +90,14 @@ impl FlapTracker {
         })
     }
 
+    fn key(&self, proj: &Proj) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(proj.as_str())
+    }
+
     /// Whether `proj` is flapping now.
     pub(crate) fn is_flapping(&self, proj: &Proj) -> bool {
-        self.projs.get(proj).is_some_and(|f| f.flapping)
+        self.flapping > 0 && self.projs.get(&self.key(proj)).is_some_and(|f| f.flapping)
     }
 
     /// Whether no client is flapping.
@@ -117,15 +138,25 @@ impl FlapTracker {
             };
         }
         let at = self.offset(now);
-        let window_ms = u32::try_from(self.window.as_millis()).unwrap_or(u32::MAX);
+        let key = self.key(proj);
+        self.timeline.push_back((at, key));
+        let window_ms = self.window_ms;
         let capacity = self.transitions;
-        let flap = self.projs.entry(proj.clone()).or_insert_with(|| Flap {
-            times: VecDeque::with_capacity(capacity),
-            flapping: false,
-            suppressed: 0,
-            state,
-            last: now,
-        });
+        if !self.projs.contains_key(&key) {
+            // Its coming online, if that was its one transition within the window.
+            let first = self.fresh.remove(&key);
+            if state == ClientState::Online && first.is_none() {
+                // Its first transition within the window: remembered in a few bytes.
+                self.fresh.insert(key, at);
+                return Damped::default();
+            }
+            let mut flap = Flap::new(proj.clone(), capacity, state);
+            flap.times.extend(first);
+            self.projs.insert(key, flap);
+        }
+        let Some(flap) = self.projs.get_mut(&key) else {
+            return Damped::default();
+        };
         while flap
             .times
             .front()
@@ -137,9 +168,7 @@ impl FlapTracker {
             flap.times.pop_front();
         }
         flap.times.push_back(at);
-        flap.last = now;
         flap.state = state;
-        self.timeline.push_back((now, proj.clone()));
         if flap.flapping {
             flap.suppressed += 1;
             return Damped {
@@ -164,44 +193,64 @@ impl FlapTracker {
     }
 
     fn set_state(&mut self, proj: &Proj, state: ClientState) {
-        if let Some(flap) = self.projs.get_mut(proj) {
+        let key = self.key(proj);
+        if let Some(flap) = self.projs.get_mut(&key) {
             flap.state = state;
         }
     }
 
     /// When [`Self::tick`] has something to do next.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.timeline.front().map(|(at, _)| *at + self.window)
+        self.timeline
+            .front()
+            .map(|(at, _)| self.base + Duration::from_millis(u64::from(*at)) + self.window)
     }
 
     /// Forgets the clients quiet for a window, and says `stable` for those that flapped.
     pub(crate) fn tick(&mut self, now: Instant, out: &mut Vec<Event>) {
+        let now = self.offset(now);
         while let Some((at, _)) = self.timeline.front() {
-            if *at + self.window > now {
+            if now.saturating_sub(*at) < self.window_ms {
                 break;
             }
-            let Some((_, proj)) = self.timeline.pop_front() else {
+            let Some((at, key)) = self.timeline.pop_front() else {
                 break;
             };
+            if self.fresh.get(&key) == Some(&at) {
+                self.fresh.remove(&key);
+                continue;
+            }
             let quiet = self
                 .projs
-                .get(&proj)
-                .is_some_and(|f| f.last + self.window <= now);
+                .get(&key)
+                .is_some_and(|f| now.saturating_sub(f.last()) >= self.window_ms);
             if !quiet {
                 // It had a later transition: a later slot of the timeline covers it.
                 continue;
             }
-            if let Some(flap) = self.projs.remove(&proj) {
+            if let Some(flap) = self.projs.remove(&key) {
                 if flap.flapping {
                     self.flapping -= 1;
                     out.push(Event::Stable {
-                        proj,
+                        proj: flap.proj,
                         state: flap.state,
                         suppressed: flap.suppressed,
                         at: clock::wall_now(),
                     });
                 }
             }
+        }
+    }
+}
+
+impl Flap {
+    fn new(proj: Proj, capacity: usize, state: ClientState) -> Self {
+        Self {
+            proj,
+            times: VecDeque::with_capacity(capacity),
+            flapping: false,
+            state,
+            suppressed: 0,
         }
     }
 }

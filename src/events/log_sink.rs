@@ -11,12 +11,21 @@ pub struct LogSink;
 
 impl Sink for LogSink {
     fn publish(&mut self, published: &Published) {
-        let line = line(&published.event);
-        if published.muted {
-            log::debug!(target: "heartwatch::events", "{line} (muted: flapping)");
+        let level = if published.muted {
+            log::Level::Debug
         } else {
-            log::info!(target: "heartwatch::events", "{line}");
+            log::Level::Info
+        };
+        if !log::log_enabled!(target: "heartwatch::events", level) {
+            return;
         }
+        let line = line(&published.event);
+        let muted = if published.muted {
+            " (muted: flapping)"
+        } else {
+            ""
+        };
+        log::log!(target: "heartwatch::events", level, "{line}{muted}");
     }
 }
 

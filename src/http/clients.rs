@@ -50,8 +50,17 @@ pub(crate) async fn list(
         },
     };
     if wanted == Some(ClientState::Offline) {
-        // Not in the registry any more: the history knows them.
-        return HttpResponse::Ok().json(state.history.offline(after.as_ref(), query.limit));
+        // Not in the registry any more: the history knows them (from the event log, off the
+        // worker's event loop).
+        let history = state.history.clone();
+        let limit = query.limit;
+        return match web::block(move || history.offline(after.as_ref(), limit)).await {
+            Ok(clients) => HttpResponse::Ok().json(clients),
+            Err(e) => HttpResponse::InternalServerError().json(ApiError {
+                error: "internal",
+                message: format!("history: {e}"),
+            }),
+        };
     }
     let listed = state
         .registry

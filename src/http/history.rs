@@ -30,11 +30,19 @@ pub(crate) async fn history(
         Err(e) => return super::clients::unavailable(e),
     };
     let intervals = live.as_ref().and_then(|c| c.intervals);
-    match state.history.get(&proj, live.as_ref(), intervals) {
-        Some(history) => HttpResponse::Ok().json(history),
-        None => HttpResponse::NotFound().json(ApiError {
+    let history = state.history.clone();
+    let asked = proj.clone();
+    // The events are read from the event log: off the worker's event loop.
+    let found = web::block(move || history.get(&asked, live.as_ref(), intervals)).await;
+    match found {
+        Ok(Some(history)) => HttpResponse::Ok().json(history),
+        Ok(None) => HttpResponse::NotFound().json(ApiError {
             error: "not_found",
             message: format!("client {proj} was not seen within history.retention"),
+        }),
+        Err(e) => HttpResponse::InternalServerError().json(ApiError {
+            error: "internal",
+            message: format!("history: {e}"),
         }),
     }
 }

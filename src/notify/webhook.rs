@@ -157,23 +157,23 @@ struct Delivery {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-impl Delivery {
-    /// Whether `event` goes to this webhook: it wants its kind, and it is not the offline or
-    /// online of an outage's member while outages are delivered grouped.
-    fn delivers(&self, event: &Event) -> bool {
-        let member = matches!(
-            event,
-            Event::Offline {
-                outage: Some(_),
-                ..
-            } | Event::Online {
-                outage: Some(_),
-                ..
-            }
-        );
-        self.hook.wants(event) && !(member && self.outage == OutageWebhooks::Grouped)
-    }
+/// Whether `event` goes to `hook`: it wants its kind, and it is not the offline or online of
+/// an outage's member while outages are delivered grouped.
+fn delivers(hook: &WebhookConfig, outage: OutageWebhooks, event: &Event) -> bool {
+    let member = matches!(
+        event,
+        Event::Offline {
+            outage: Some(_),
+            ..
+        } | Event::Online {
+            outage: Some(_),
+            ..
+        }
+    );
+    hook.wants(event) && !(member && outage == OutageWebhooks::Grouped)
+}
 
+impl Delivery {
     async fn run(mut self, mut committed: watch::Receiver<u64>) {
         let mut connector = awc::Connector::new();
         if let Some(tls) = &self.tls {
@@ -209,7 +209,7 @@ impl Delivery {
                 }
                 let nothing_more = batch.events.is_empty();
                 for (seq, event) in batch.events {
-                    if self.delivers(&event) {
+                    if delivers(&self.hook, self.outage, &event) {
                         self.deliver(&client, seq, &event).await;
                         self.advance(seq);
                     }
@@ -281,5 +281,68 @@ impl Delivery {
 
     fn name(&self) -> String {
         self.hook.cursor_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::OfflineReason;
+    use crate::protocol::Proj;
+
+    fn offline(outage: Option<u64>) -> Event {
+        Event::Offline {
+            proj: Proj::new("P").unwrap(),
+            reason: OfflineReason::Timeout,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            last_seen: std::time::SystemTime::UNIX_EPOCH,
+            at: std::time::SystemTime::UNIX_EPOCH,
+            evidence: None,
+            outage,
+        }
+    }
+
+    fn hook(events: &[&str]) -> WebhookConfig {
+        serde_json::from_value(serde_json::json!({"url": "http://127.0.0.1:9/", "events": events}))
+            .unwrap()
+    }
+
+    #[test]
+    fn grouped_outages_keep_their_members_out_of_webhooks_and_each_lets_them_in() {
+        let all = hook(&[]);
+        assert!(delivers(&all, OutageWebhooks::Grouped, &offline(None)));
+        assert!(!delivers(&all, OutageWebhooks::Grouped, &offline(Some(7))));
+        assert!(delivers(&all, OutageWebhooks::Each, &offline(Some(7))));
+        let online_only = hook(&["online"]);
+        assert!(!delivers(
+            &online_only,
+            OutageWebhooks::Each,
+            &offline(None)
+        ));
+        let outage = Event::OutageEnd {
+            id: 7,
+            count: 10,
+            recovered: 8,
+            started_at: std::time::SystemTime::UNIX_EPOCH,
+            at: std::time::SystemTime::UNIX_EPOCH,
+        };
+        assert!(delivers(&all, OutageWebhooks::Grouped, &outage));
+        assert!(delivers(
+            &hook(&["outage_end"]),
+            OutageWebhooks::Grouped,
+            &outage
+        ));
+        assert!(!delivers(
+            &hook(&["outage"]),
+            OutageWebhooks::Grouped,
+            &outage
+        ));
+        let body: serde_json::Value = serde_json::from_slice(&payload(12, &outage)).unwrap();
+        assert_eq!(
+            (&body["id"], &body["event"]),
+            (&7.into(), &"outage_end".into())
+        );
+        let body: serde_json::Value = serde_json::from_slice(&payload(12, &offline(None))).unwrap();
+        assert_eq!(body["id"], 12);
     }
 }

@@ -3,12 +3,13 @@
 //! and outlives the client.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::event_index::{read_at, EventIndex};
 use super::log_record::LogRecord;
 use crate::clock::serialize_rfc3339;
 use crate::events::{Event, Published, Sink};
@@ -17,6 +18,13 @@ use crate::supervision::{ClientInfo, ClientState, IntervalSummary};
 
 /// How often, at most, the clients not seen within the retention are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Events kept in memory with an event log: the latest, which the log may not have written yet
+/// (the writer is milliseconds behind; a burst longer than this is read back once written).
+const RECENT_WITH_LOG: usize = 256;
+
+/// Events kept in memory without an event log: the whole history there is.
+const KEPT_WITHOUT_LOG: usize = 65_536;
 
 /// `[history]`: the history endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -32,46 +40,84 @@ pub struct HistoryConfig {
     pub samples: usize,
 }
 
-/// The history of every client seen within the retention. Cheap to clone (shared); a sink.
+/// Every client's recent events, for the history endpoint. Cheap to clone (shared); a sink.
 ///
-/// Memory: each event kept is its JSON (about 150 to 350 bytes), at most `history.limit` per
-/// client, for the clients with an event within `history.retention`.
+/// # Memory
+/// Per client seen within `history.retention`, the sequence numbers of its last
+/// `history.limit` events (one number, in place, for the common client with a single event),
+/// about 40 bytes plus 8 per event beyond the first. The events themselves are read back from
+/// the event log when asked for (through the log's sparse [`EventIndex`]); the latest ones,
+/// which the log may not have written yet, are kept in memory. Without an event log, the last
+/// 65,536 events are kept in memory instead, and the history goes no further back.
 #[derive(Clone)]
 pub struct History {
-    inner: Arc<Mutex<Index>>,
+    inner: Arc<Mutex<Inner>>,
 }
 
-struct Index {
+struct Inner {
     limit: usize,
     retention: Duration,
-    projs: BTreeMap<Proj, ProjHistory>,
+    /// The origin of [`Kept::last_at`].
+    base: SystemTime,
+    projs: BTreeMap<Proj, Kept>,
+    /// The latest events, by sequence number (consecutive: every event passes through).
+    recent: VecDeque<(u64, LogRecord)>,
+    recent_cap: usize,
+    /// The event log and where its events start, once it is open.
+    log: Option<(PathBuf, Arc<Mutex<EventIndex>>)>,
     last_sweep: SystemTime,
 }
 
-/// One event kept, as the event stream shows it plus its `id`.
+/// What the history keeps of one client.
 struct Kept {
-    at: SystemTime,
-    /// Whether the client was up (not offline) after it.
+    seqs: Seqs,
+    /// Its last event, in seconds after the history's base.
+    last_at: u32,
+    /// Whether it is up (not offline) after its last event.
     up: bool,
-    json: Box<str>,
 }
 
-struct ProjHistory {
-    events: VecDeque<Kept>,
-    /// From when its states are known (its first event kept, or a snapshot).
-    since: SystemTime,
-    /// Whether it was up at `since`, before the first event kept.
-    up_at_since: bool,
-    /// Whether it is up now.
-    up: bool,
-    /// Its last event.
-    last_event: SystemTime,
-    /// Its last known heartbeat, address and timeout (for `?state=offline`).
-    last_seen: SystemTime,
-    addr: SocketAddr,
-    timeout_ms: u64,
-    /// Its interval statistics when it last went offline.
-    intervals: Option<IntervalSummary>,
+/// The sequence numbers of a client's events, oldest first.
+enum Seqs {
+    /// Known only from a snapshot of the log (online since before the log kept).
+    None,
+    One(u64),
+    /// Boxed so that `Seqs` is 16 bytes, not the 32 of a `VecDeque`: most clients have one.
+    #[allow(clippy::box_collection)]
+    Many(Box<VecDeque<u64>>),
+}
+
+impl Seqs {
+    fn push(&mut self, seq: u64, limit: usize) {
+        *self = match std::mem::replace(self, Seqs::None) {
+            Seqs::None => Seqs::One(seq),
+            Seqs::One(first) if limit > 1 => Seqs::Many(Box::new(VecDeque::from([first, seq]))),
+            Seqs::One(_) => Seqs::One(seq),
+            Seqs::Many(mut seqs) => {
+                seqs.push_back(seq);
+                while seqs.len() > limit {
+                    seqs.pop_front();
+                }
+                Seqs::Many(seqs)
+            }
+        };
+    }
+
+    fn to_vec(&self) -> Vec<u64> {
+        match self {
+            Seqs::None => Vec::new(),
+            Seqs::One(seq) => vec![*seq],
+            Seqs::Many(seqs) => seqs.iter().copied().collect(),
+        }
+    }
+
+    fn last(&self) -> Option<u64> {
+        match self {
+            Seqs::None => None,
+            Seqs::One(seq) => Some(*seq),
+            Seqs::Many(seqs) => seqs.back().copied(),
+        }
+    }
 }
 
 /// The answer of `GET /api/v1/clients/{proj}/history`.
@@ -99,55 +145,61 @@ pub struct Uptime {
     pub last_hour: f64,
     /// Over the last day.
     pub last_day: f64,
-    /// Since when the client's states are known.
+    /// Since when the client's states are known (its first event kept).
     #[serde(serialize_with = "serialize_rfc3339")]
     pub known_since: SystemTime,
 }
 
 impl History {
-    /// An empty history.
+    /// An empty history, in memory until [`History::read_from`] gives it the event log.
     pub fn new(config: &HistoryConfig) -> Self {
+        let now = crate::clock::wall_now();
         Self {
-            inner: Arc::new(Mutex::new(Index {
+            inner: Arc::new(Mutex::new(Inner {
                 limit: config.limit.max(1),
                 retention: config.retention,
+                base: now - Duration::from_secs(10 * 365 * 24 * 3600),
                 projs: BTreeMap::new(),
-                last_sweep: SystemTime::UNIX_EPOCH,
+                recent: VecDeque::new(),
+                recent_cap: KEPT_WITHOUT_LOG,
+                log: None,
+                last_sweep: now,
             })),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads events from the event log in `dir`, located with `events`, from now on.
+    pub(crate) fn read_from(&self, dir: PathBuf, events: Arc<Mutex<EventIndex>>) {
+        let mut inner = self.lock();
+        inner.log = Some((dir, events));
+        inner.recent_cap = RECENT_WITH_LOG;
+        while inner.recent.len() > RECENT_WITH_LOG {
+            inner.recent.pop_front();
+        }
     }
 
     /// Takes in one record of the event log, read at start.
     pub(crate) fn fold(&self, record: &LogRecord) {
-        let mut index = self.lock();
+        let mut inner = self.lock();
         match record {
             LogRecord::Client {
-                proj,
-                addr,
-                last_seen,
-                timeout_ms,
-                ..
-            } => index.known_online(proj, *addr, *last_seen, *timeout_ms),
+                proj, last_seen, ..
+            } => inner.known_up(proj, *last_seen),
             other => {
-                if let Some((id, event)) = other.to_event() {
-                    index.add(
-                        id,
-                        &event,
-                        other.is_muted(),
-                        other.intervals(),
-                        timeout_ms(other),
-                    );
+                if let (Some(seq), Some((_, event))) = (other.seq(), other.to_event()) {
+                    inner.add(seq, &event);
                 }
             }
         }
     }
 
     /// The history of `proj`, or `None` if it was not seen within the retention. `live` is its
-    /// record if it is online now, and `intervals` its live statistics.
+    /// record if it is online now, and `intervals` its live statistics. Reads the event log:
+    /// call it where blocking is allowed.
     pub fn get(
         &self,
         proj: &Proj,
@@ -155,191 +207,232 @@ impl History {
         intervals: Option<IntervalSummary>,
     ) -> Option<ClientHistory> {
         let now = crate::clock::wall_now();
-        let mut index = self.lock();
-        index.sweep(now);
-        let known = index.projs.get(proj);
-        if known.is_none() && live.is_none() {
+        let seqs = {
+            let mut inner = self.lock();
+            inner.sweep(now);
+            inner.projs.get(proj).map(|k| k.seqs.to_vec())
+        };
+        if seqs.is_none() && live.is_none() {
             return None;
         }
-        let events = known
-            .map(|h| {
-                h.events
-                    .iter()
-                    .filter_map(|k| serde_json::from_str(&k.json).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let records: Vec<(u64, LogRecord)> = seqs
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|seq| Some((seq, self.read(seq)?)))
+            .collect();
         let state = live.map_or(ClientState::Offline, |c| c.state);
-        let uptime = match known {
-            Some(h) => Uptime {
-                last_hour: h.uptime(now, Duration::from_secs(3600)),
-                last_day: h.uptime(now, Duration::from_secs(24 * 3600)),
-                known_since: h.since,
-            },
-            // Online, but its events are older than the log kept: up as far as is known.
-            None => Uptime {
-                last_hour: 1.0,
-                last_day: 1.0,
-                known_since: now,
-            },
-        };
+        let events = records
+            .iter()
+            .filter_map(|(seq, record)| event_json(*seq, record))
+            .collect();
+        let intervals = intervals.or_else(|| records.iter().rev().find_map(|(_, r)| r.intervals()));
+        let uptime = uptime(&records, live.is_some(), now);
         Some(ClientHistory {
             proj: proj.clone(),
             state,
             events,
-            intervals: intervals.or_else(|| known.and_then(|h| h.intervals)),
+            intervals,
             uptime,
         })
     }
 
     /// The clients that are offline (and were seen within the retention), in `proj` order,
-    /// after `after`, at most `limit`: `?state=offline`.
+    /// after `after`, at most `limit`: `?state=offline`. Reads the event log.
     pub fn offline(&self, after: Option<&Proj>, limit: Option<usize>) -> Vec<ClientInfo> {
         let now = crate::clock::wall_now();
-        let mut index = self.lock();
-        index.sweep(now);
-        let lower = match after {
-            Some(after) => std::ops::Bound::Excluded(after),
-            None => std::ops::Bound::Unbounded,
+        let last: Vec<(Proj, u64)> = {
+            let mut inner = self.lock();
+            inner.sweep(now);
+            let lower = match after {
+                Some(after) => std::ops::Bound::Excluded(after),
+                None => std::ops::Bound::Unbounded,
+            };
+            inner
+                .projs
+                .range::<Proj, _>((lower, std::ops::Bound::Unbounded))
+                .filter(|(_, k)| !k.up)
+                .filter_map(|(p, k)| Some((p.clone(), k.seqs.last()?)))
+                .take(limit.unwrap_or(usize::MAX))
+                .collect()
         };
-        index
-            .projs
-            .range::<Proj, _>((lower, std::ops::Bound::Unbounded))
-            .filter(|(_, h)| !h.up)
-            .take(limit.unwrap_or(usize::MAX))
-            .map(|(proj, h)| ClientInfo {
-                proj: proj.clone(),
-                state: ClientState::Offline,
-                last_seen: h.last_seen,
-                heartbeats: 0,
-                timeout_ms: h.timeout_ms,
-                addr: h.addr,
-                intervals: h.intervals,
+        last.into_iter()
+            .filter_map(|(proj, seq)| match self.read(seq)? {
+                LogRecord::Offline {
+                    addr,
+                    last_seen,
+                    evidence,
+                    intervals,
+                    ..
+                } => Some(ClientInfo {
+                    proj,
+                    state: ClientState::Offline,
+                    last_seen,
+                    heartbeats: 0,
+                    timeout_ms: evidence.map_or(0, |e| e.timeout_ms),
+                    addr,
+                    intervals,
+                }),
+                _ => None,
             })
             .collect()
     }
+
+    /// Event `seq`: from memory if it is recent, else from the event log.
+    fn read(&self, seq: u64) -> Option<LogRecord> {
+        let (dir, at) = {
+            let inner = self.lock();
+            if let Some(&(first, _)) = inner.recent.front() {
+                if seq >= first {
+                    let i = usize::try_from(seq - first).ok()?;
+                    return inner
+                        .recent
+                        .get(i)
+                        .filter(|(s, _)| *s == seq)
+                        .map(|(_, r)| r.clone());
+                }
+            }
+            let (dir, events) = inner.log.as_ref()?;
+            let at = events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .locate(seq)?;
+            (dir.clone(), at)
+        };
+        match read_at(&dir, at, seq) {
+            Ok(record) => record,
+            Err(e) => {
+                log::warn!("history: cannot read event #{seq} from the event log: {e}");
+                None
+            }
+        }
+    }
 }
 
-/// The timeout an event record tells of: an online's, or an offline's evidence.
-fn timeout_ms(record: &LogRecord) -> Option<u64> {
+/// An event as the history shows it: as the event stream does, after its `id`, with
+/// `"muted": true` if it was not announced.
+fn event_json(seq: u64, record: &LogRecord) -> Option<serde_json::Value> {
+    let (_, event) = record.to_event()?;
+    let serde_json::Value::Object(fields) = serde_json::to_value(&event).ok()? else {
+        return None;
+    };
+    let mut json = serde_json::Map::with_capacity(fields.len() + 2);
+    json.insert("id".into(), seq.into());
+    json.extend(fields);
+    if record.is_muted() {
+        json.insert("muted".into(), true.into());
+    }
+    Some(serde_json::Value::Object(json))
+}
+
+/// Whether a client is up after `record`, if it says.
+fn up_after(record: &LogRecord) -> Option<bool> {
     match record {
-        LogRecord::Online { timeout_ms, .. } => Some(*timeout_ms),
-        LogRecord::Offline {
-            evidence: Some(e), ..
-        } => Some(e.timeout_ms),
+        LogRecord::Online { .. } => Some(true),
+        LogRecord::Offline { .. } => Some(false),
         _ => None,
+    }
+}
+
+/// Uptime over the last hour and day from a client's events (oldest first); `up` is whether it
+/// is online now, for a client with no event kept.
+fn uptime(records: &[(u64, LogRecord)], up: bool, now: SystemTime) -> Uptime {
+    let times: Vec<(SystemTime, Option<bool>)> = records
+        .iter()
+        .filter_map(|(_, r)| Some((r.to_event()?.1.at(), up_after(r))))
+        .collect();
+    let Some(&(since, first)) = times.first() else {
+        let ratio = if up { 1.0 } else { 0.0 };
+        return Uptime {
+            last_hour: ratio,
+            last_day: ratio,
+            known_since: now,
+        };
+    };
+    // Before its first event it was up unless that event is its coming online.
+    let up_before = first != Some(true);
+    let ratio = |span: Duration| {
+        let start = now
+            .checked_sub(span)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+            .max(since);
+        let known = now.duration_since(start).unwrap_or_default();
+        let mut up = up_before;
+        let mut from = start;
+        let mut up_time = Duration::ZERO;
+        for &(at, change) in &times {
+            if at > from {
+                if up {
+                    up_time += at.duration_since(from).unwrap_or_default();
+                }
+                from = at;
+            }
+            if let Some(change) = change {
+                up = change;
+            }
+        }
+        if up {
+            up_time += now.duration_since(from).unwrap_or_default();
+        }
+        if known.is_zero() {
+            return if up { 1.0 } else { 0.0 };
+        }
+        (up_time.as_secs_f64() / known.as_secs_f64()).clamp(0.0, 1.0)
+    };
+    Uptime {
+        last_hour: ratio(Duration::from_secs(3600)),
+        last_day: ratio(Duration::from_secs(24 * 3600)),
+        known_since: since,
     }
 }
 
 impl Sink for History {
     fn publish(&mut self, published: &Published) {
-        let timeout = match &published.event {
-            Event::Online { .. } => published.timeout.map(|t| crate::clock::millis(t.timeout)),
-            Event::Offline {
-                evidence: Some(e), ..
-            } => Some(e.timeout_ms),
-            _ => None,
-        };
-        let mut index = self.lock();
-        index.add(
-            published.id,
-            &published.event,
-            published.muted,
-            published.intervals,
-            timeout,
-        );
-        index.sweep(crate::clock::wall_now());
+        let mut inner = self.lock();
+        inner.add(published.id, &published.event);
+        if inner.recent.len() == inner.recent_cap {
+            inner.recent.pop_front();
+        }
+        inner
+            .recent
+            .push_back((published.id, LogRecord::from_published(published)));
+        inner.sweep(crate::clock::wall_now());
     }
 }
 
-impl Index {
-    fn known_online(
-        &mut self,
-        proj: &Proj,
-        addr: SocketAddr,
-        last_seen: SystemTime,
-        timeout_ms: u64,
-    ) {
-        let h = self
-            .projs
-            .entry(proj.clone())
-            .or_insert_with(|| ProjHistory::new(last_seen, true, addr, timeout_ms));
-        h.up = true;
-        h.last_seen = h.last_seen.max(last_seen);
-        h.addr = addr;
-        h.timeout_ms = timeout_ms;
+impl Inner {
+    fn seconds(&self, at: SystemTime) -> u32 {
+        u32::try_from(at.duration_since(self.base).unwrap_or_default().as_secs())
+            .unwrap_or(u32::MAX)
     }
 
-    fn add(
-        &mut self,
-        id: u64,
-        event: &Event,
-        muted: bool,
-        intervals: Option<IntervalSummary>,
-        timeout_ms: Option<u64>,
-    ) {
+    fn known_up(&mut self, proj: &Proj, at: SystemTime) {
+        let at = self.seconds(at);
+        let kept = self.projs.entry(proj.clone()).or_insert(Kept {
+            seqs: Seqs::None,
+            last_at: at,
+            up: true,
+        });
+        kept.up = true;
+        kept.last_at = kept.last_at.max(at);
+    }
+
+    fn add(&mut self, seq: u64, event: &Event) {
         let Some(proj) = event.proj() else {
             return;
         };
-        let at = event.at();
-        let (up, addr, last_seen) = match event {
-            Event::Online { addr, at, .. } => (Some(true), Some(*addr), Some(*at)),
-            Event::Offline {
-                addr, last_seen, ..
-            } => (Some(false), Some(*addr), Some(*last_seen)),
-            Event::Late {
-                addr, last_seen, ..
-            } => (None, Some(*addr), Some(*last_seen)),
-            _ => (None, None, None),
-        };
+        let at = self.seconds(event.at());
         let limit = self.limit;
-        let h = self.projs.entry(proj.clone()).or_insert_with(|| {
-            // Before its first event kept it was up if that event is anything but an online.
-            ProjHistory::new(
-                at,
-                up != Some(true),
-                addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-                timeout_ms.unwrap_or(0),
-            )
+        let kept = self.projs.entry(proj.clone()).or_insert(Kept {
+            seqs: Seqs::None,
+            last_at: at,
+            up: true,
         });
-        if let Some(up) = up {
-            h.up = up;
-        }
-        if let Some(addr) = addr {
-            h.addr = addr;
-        }
-        if let Some(seen) = last_seen {
-            h.last_seen = h.last_seen.max(seen);
-        }
-        if let Some(timeout) = timeout_ms {
-            h.timeout_ms = timeout;
-        }
-        if intervals.is_some() {
-            h.intervals = intervals;
-        }
-        h.last_event = h.last_event.max(at);
-        let mut json = serde_json::to_value(event).unwrap_or_default();
-        if let serde_json::Value::Object(map) = &mut json {
-            // `id` first, as webhooks show it.
-            let mut with_id = serde_json::Map::with_capacity(map.len() + 2);
-            with_id.insert("id".into(), id.into());
-            with_id.extend(std::mem::take(map));
-            if muted {
-                with_id.insert("muted".into(), true.into());
-            }
-            *map = with_id;
-        }
-        h.events.push_back(Kept {
-            at,
-            up: h.up,
-            json: json.to_string().into_boxed_str(),
-        });
-        while h.events.len() > limit {
-            if let Some(dropped) = h.events.pop_front() {
-                // Known from the dropped event on, in the state it left.
-                h.since = dropped.at;
-                h.up_at_since = dropped.up;
-            }
+        kept.seqs.push(seq, limit);
+        kept.last_at = kept.last_at.max(at);
+        match event {
+            Event::Online { .. } => kept.up = true,
+            Event::Offline { .. } => kept.up = false,
+            _ => {}
         }
     }
 
@@ -349,56 +442,8 @@ impl Index {
             return;
         }
         self.last_sweep = now;
-        let retention = self.retention;
-        self.projs.retain(|_, h| {
-            h.up || now.duration_since(h.last_event).unwrap_or_default() < retention
-        });
-    }
-}
-
-impl ProjHistory {
-    fn new(since: SystemTime, up: bool, addr: SocketAddr, timeout_ms: u64) -> Self {
-        Self {
-            events: VecDeque::new(),
-            since,
-            up_at_since: up,
-            up,
-            last_event: since,
-            last_seen: since,
-            addr,
-            timeout_ms,
-            intervals: None,
-        }
-    }
-
-    /// The fraction of the `span` before `now` it was up, over the part of it that is known.
-    fn uptime(&self, now: SystemTime, span: Duration) -> f64 {
-        let start = now
-            .checked_sub(span)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-            .max(self.since);
-        let Ok(known) = now.duration_since(start) else {
-            return if self.up { 1.0 } else { 0.0 };
-        };
-        if known.is_zero() {
-            return if self.up { 1.0 } else { 0.0 };
-        }
-        let mut up_time = Duration::ZERO;
-        let mut up = self.up_at_since;
-        let mut from = start;
-        for kept in &self.events {
-            if kept.at > from {
-                if up {
-                    up_time += kept.at.duration_since(from).unwrap_or_default();
-                }
-                from = kept.at;
-            }
-            up = kept.up;
-        }
-        if up {
-            up_time += now.duration_since(from).unwrap_or_default();
-        }
-        (up_time.as_secs_f64() / known.as_secs_f64()).clamp(0.0, 1.0)
+        let oldest = self.seconds(now.checked_sub(self.retention).unwrap_or(self.base));
+        self.projs.retain(|_, k| k.up || k.last_at >= oldest);
     }
 }
 
@@ -482,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn past_the_limit_the_oldest_go_and_the_known_span_starts_after_them() {
+    fn past_the_limit_the_oldest_go_and_the_known_span_starts_at_the_first_kept() {
         let mut h = history(2);
         let now = SystemTime::now();
         let min = Duration::from_secs(60);
@@ -493,9 +538,9 @@ mod tests {
         let got = h.get(&proj("P"), None, None).unwrap();
         let ids: Vec<_> = got.events.iter().map(|e| e["id"].clone()).collect();
         assert_eq!(ids, [3, 4]);
-        // Known from event 2 on (40 min ago): down 20, up 10, down 10.
+        // Known from event 3 on (20 min ago): up 10, down 10.
         assert!(
-            (got.uptime.last_hour - 0.25).abs() < 0.01,
+            (got.uptime.last_hour - 0.5).abs() < 0.01,
             "{:?}",
             got.uptime
         );

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::event_index::EventIndex;
 use super::fsync_policy::FsyncPolicy;
 use super::history::History;
 use super::log_record::LogRecord;
@@ -98,10 +99,21 @@ impl Journal {
             Err(TryLockError::Error(source)) => return Err(io("lock", &lock_path)(source)),
         }
         let segments = Segment::list(&dir).map_err(io("list", &dir))?;
-        let recovered = match history {
-            Some((history, _)) => recover_into(&segments, &mut |record| history.fold(record))?,
-            None => recover_into(&segments, &mut |_| {})?,
+        let events = Arc::new(Mutex::new(EventIndex::default()));
+        let recovered = {
+            let mut index = self::lock(&events);
+            recover_into(&segments, &mut |record, segment, offset| {
+                if let Some(seq) = record.seq() {
+                    index.note(seq, segment, offset);
+                }
+                if let Some((history, _)) = history {
+                    history.fold(record);
+                }
+            })?
         };
+        if let Some((history, _)) = history {
+            history.read_from(dir.clone(), events.clone());
+        }
         if recovered.skipped > 0 {
             log::warn!(
                 "event log {}: {} unreadable line(s) skipped during recovery",
@@ -128,6 +140,10 @@ impl Journal {
             dirty: false,
             last_sync: std::time::Instant::now(),
             buf: Vec::with_capacity(64 * 1024),
+            batch: Vec::new(),
+            events,
+            segment_start: 0,
+            segment_len: 0,
             committed: committed_tx,
             holds,
             retention: history.map_or(Duration::ZERO, |(_, retention)| retention),
@@ -230,6 +246,13 @@ struct Writer {
     dirty: bool,
     last_sync: std::time::Instant,
     buf: Vec<u8>,
+    /// The events in `buf`: their seq and where each starts in it.
+    batch: Vec<(u64, u64)>,
+    /// Where events start in the log (shared with the history, which reads them).
+    events: Arc<Mutex<EventIndex>>,
+    /// The active segment's first seq and its length in bytes.
+    segment_start: u64,
+    segment_len: u64,
     committed: watch::Sender<u64>,
     /// Delivery cursors that keep segments from being deleted: one per webhook, each the last
     /// sequence number it has delivered.
@@ -297,6 +320,7 @@ impl Writer {
     fn push(&mut self, published: &Published) {
         let record = LogRecord::from_published(published);
         self.next_seq = published.id + 1;
+        self.batch.push((published.id, self.buf.len() as u64));
         match &published.event {
             Event::Online { proj, addr, at, .. } => {
                 let timeout = published.timeout.unwrap_or_default();
@@ -332,6 +356,12 @@ impl Writer {
         };
         match written {
             Ok(()) => {
+                let mut events = lock(&self.events);
+                for (seq, at) in self.batch.drain(..) {
+                    events.note(seq, self.segment_start, self.segment_len + at);
+                }
+                drop(events);
+                self.segment_len += self.buf.len() as u64;
                 self.since_snapshot += self.buf.len() as u64;
                 self.dirty = true;
                 if self.fsync == FsyncPolicy::Always {
@@ -349,6 +379,7 @@ impl Writer {
             }
         }
         self.buf.clear();
+        self.batch.clear();
         // What was lost is lost: deliveries must not wait for it.
         self.committed.send_replace(self.next_seq - 1);
     }
@@ -447,6 +478,8 @@ impl Writer {
             .open(&segment.path)
             .map_err(io("open", &segment.path))?;
         self.file = Some(file);
+        self.segment_start = segment.start;
+        self.segment_len = out.len() as u64;
         self.since_snapshot = 0;
         self.dirty = false;
         self.prune();
@@ -497,7 +530,10 @@ impl Writer {
             }
             let len = old.bytes();
             match std::fs::remove_file(&old.path) {
-                Ok(()) => total = total.saturating_sub(len),
+                Ok(()) => {
+                    total = total.saturating_sub(len);
+                    lock(&self.events).forget_before(next.start);
+                }
                 Err(e) => {
                     log::warn!("event log: cannot delete {}: {e}", old.path.display());
                     break;
@@ -607,6 +643,10 @@ mod tests {
             dirty: false,
             last_sync: std::time::Instant::now(),
             buf: Vec::new(),
+            batch: Vec::new(),
+            events: Arc::default(),
+            segment_start: 0,
+            segment_len: 0,
             committed,
             holds: Vec::new(),
             retention: Duration::ZERO,

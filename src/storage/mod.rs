@@ -15,6 +15,7 @@
 //! recovery needs only the newest one; older ones are kept until every webhook has delivered
 //! their events, or until the log exceeds `storage.max_bytes`.
 
+mod event_index;
 mod fsync_policy;
 mod history;
 mod journal;

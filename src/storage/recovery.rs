@@ -41,13 +41,14 @@ pub struct Recovered {
 /// clients, a complete snapshot replaces the set.
 #[cfg(test)]
 pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
-    recover_into(segments, &mut |_| {})
+    recover_into(segments, &mut |_, _, _| {})
 }
 
-/// [`recover`], handing every record read to `each` as well (the history's fold).
+/// [`recover`], handing every record read to `each` as well, with the segment it is in (its
+/// first seq) and its byte offset there (the history's fold, the event index).
 pub fn recover_into(
     segments: &[Segment],
-    each: &mut dyn FnMut(&LogRecord),
+    each: &mut dyn FnMut(&LogRecord, u64, u64),
 ) -> Result<Recovered, StorageError> {
     let mut online: BTreeMap<Proj, RecoveredClient> = BTreeMap::new();
     let mut last_seq = 0;
@@ -57,8 +58,8 @@ pub fn recover_into(
         let mut pending: Option<(u64, BTreeMap<Proj, RecoveredClient>)> = None;
         segment::read_all(
             segment,
-            |record| {
-                each(&record);
+            |record, offset| {
+                each(&record, segment.start, offset);
                 last_seq = last_seq.max(record.seq().unwrap_or(0));
                 match record {
                     LogRecord::Online {

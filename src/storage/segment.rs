@@ -84,28 +84,33 @@ impl std::fmt::Display for BadLine {
     }
 }
 
-/// Reads every record of `segment` in order, calling `record` for each and `bad` for each
-/// line that cannot be used (skipped: one bad line must never stop a server from starting).
+/// Reads every record of `segment` in order, calling `record` for each (with the byte offset
+/// where it starts) and `bad` for each line that cannot be used (skipped: one bad line must
+/// never stop a server from starting).
 pub fn read_all(
     segment: &Segment,
-    mut record: impl FnMut(LogRecord),
+    mut record: impl FnMut(LogRecord, u64),
     mut bad: impl FnMut(BadLine),
 ) -> io::Result<()> {
     let mut reader = BufReader::new(File::open(&segment.path)?);
     let mut line = Vec::with_capacity(256);
     let mut number = 0;
+    let mut offset = 0u64;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 {
             return Ok(());
         }
+        let start = offset;
+        offset += read as u64;
         number += 1;
         if line.last() != Some(&b'\n') {
             bad(BadLine::Torn { line: number });
             return Ok(());
         }
         match serde_json::from_slice::<LogRecord>(&line) {
-            Ok(r) => record(r),
+            Ok(r) => record(r, start),
             Err(e) => bad(BadLine::Corrupt {
                 line: number,
                 error: e.to_string(),
@@ -146,7 +151,7 @@ mod tests {
         write!(f, r#"{{"event":"onl"#).unwrap();
         let mut records = Vec::new();
         let mut bad = Vec::new();
-        read_all(&segment, |r| records.push(r), |b| bad.push(b)).unwrap();
+        read_all(&segment, |r, _| records.push(r), |b| bad.push(b)).unwrap();
         assert_eq!(
             records,
             [

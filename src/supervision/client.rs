@@ -143,6 +143,30 @@ enum Verdict {
     Offline,
 }
 
+/// What a watchdog timer carries besides its generation: its verdict, and the moment it is
+/// meant to fire (in milliseconds after the stall guard's origin), in one word: the timer is
+/// allocated once per heartbeat and held by every client, so it stays small.
+#[derive(Debug, Clone, Copy)]
+struct Armed(u64);
+
+impl Armed {
+    fn new(verdict: Verdict, due_ms: u64) -> Self {
+        Self(due_ms << 1 | u64::from(verdict == Verdict::Late))
+    }
+
+    fn verdict(self) -> Verdict {
+        if self.0 & 1 == 1 {
+            Verdict::Late
+        } else {
+            Verdict::Offline
+        }
+    }
+
+    fn due_ms(self) -> u64 {
+        self.0 >> 1
+    }
+}
+
 impl Client {
     /// Starts the actor of a client whose record the registry holds, on `home`.
     ///
@@ -215,12 +239,13 @@ impl Client {
         };
         // When it is meant to fire: a timer firing much later than this shows a stall.
         let due = at.max(now);
+        let armed = Armed::new(verdict, self.detection.stall.millis(due));
         watch.timer = Some(ctx.run_later(due - now, move |act, ctx| {
-            act.fired(generation, verdict, due, ctx);
+            act.fired(generation, armed, ctx);
         }));
     }
 
-    fn fired(&mut self, generation: u64, verdict: Verdict, due: Instant, ctx: &mut Context<Self>) {
+    fn fired(&mut self, generation: u64, armed: Armed, ctx: &mut Context<Self>) {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
@@ -229,6 +254,8 @@ impl Client {
         }
         watch.timer = None;
         let now = clock::now();
+        let verdict = armed.verdict();
+        let due = self.detection.stall.instant(armed.due_ms());
         if let Some(until) = self.detection.stall.defer(now, due) {
             // The server stalled: the client's heartbeats may be waiting to be read.
             return self.schedule(generation, verdict, until, now, ctx);

@@ -57,7 +57,9 @@ pub(crate) struct ClientRecord {
 struct RecordState {
     addr: SocketAddr,
     last_seen: SystemTime,
-    /// Monotonic time of the last heartbeat: the base of the deadline.
+    /// Monotonic time of the last heartbeat, or of when the server started watching the
+    /// client again (after a restart, or at the end of a pause), if later: the base of the
+    /// deadline.
     beat_at: Instant,
     heartbeats: u64,
     timeout: Duration,
@@ -69,9 +71,9 @@ struct RecordState {
     late: bool,
     /// Paused by an operator: never declared offline.
     paused: bool,
-    /// When its last pause ended, until its next heartbeat: the deadline runs from the later
-    /// of this and the last heartbeat.
-    resumed_at: Option<Instant>,
+    /// The time from `beat_at` to the next heartbeat is not the client's rhythm (`beat_at` is
+    /// a restart or the end of a pause): it stays out of the interval window.
+    rhythm_broken: bool,
     /// Its recent heartbeat intervals.
     intervals: Intervals,
 }
@@ -139,7 +141,7 @@ impl ClientRecord {
                 removed: false,
                 late: false,
                 paused: false,
-                resumed_at: None,
+                rhythm_broken: false,
                 intervals: detection.intervals(timeout),
             }),
         }
@@ -167,7 +169,7 @@ impl ClientRecord {
                 removed: false,
                 late: false,
                 paused: false,
-                resumed_at: None,
+                rhythm_broken: true,
                 intervals: detection.intervals(timeout.timeout),
             }),
         }
@@ -204,9 +206,8 @@ impl ClientRecord {
             return Err(Removed);
         }
         let interval = pulse.at.saturating_duration_since(s.beat_at);
-        if s.heartbeats > 0
+        if !s.rhythm_broken
             && !s.paused
-            && s.resumed_at.is_none()
             && interval < s.timeout
             && !detection.stall.in_grace(pulse.at)
         {
@@ -216,7 +217,7 @@ impl ClientRecord {
         s.addr = pulse.addr;
         s.last_seen = pulse.wall;
         s.beat_at = pulse.at;
-        s.resumed_at = None;
+        s.rhythm_broken = false;
         s.heartbeats += 1;
         s.generation += 1;
         if let Some(timeout) = pulse.timeout {
@@ -276,7 +277,8 @@ impl ClientRecord {
             return None;
         }
         s.paused = false;
-        s.resumed_at = Some(now);
+        s.beat_at = s.beat_at.max(now);
+        s.rhythm_broken = true;
         // The watchdog armed before (if it has not fired) is for the current generation:
         // a new one makes it stale, so the re-armed one is the only one.
         s.generation += 1;
@@ -359,10 +361,7 @@ impl ClientRecord {
 impl RecordState {
     fn applied(&self, detection: &Detection) -> Applied {
         let verdict = detection.verdict(self.timeout, &self.intervals);
-        let base = match self.resumed_at {
-            Some(resumed) if resumed > self.beat_at => resumed,
-            _ => self.beat_at,
-        };
+        let base = self.beat_at;
         let late_at = match verdict.late_after {
             Some(after) if !self.late && !self.paused => Some(base + after),
             _ => None,

@@ -76,7 +76,13 @@ fn fixture_limited(
     stage: crate::events::Stage,
     max_pending: usize,
 ) -> Fixture {
-    tokio::time::pause();
+    thread_local! {
+        /// Whether this test's clock is paused already (a test may build several fixtures).
+        static PAUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !PAUSED.replace(true) {
+        tokio::time::pause();
+    }
     let bus = EventBus::new();
     let events = Collector::default().start();
     bus.subscribe(events.clone().recipient());
@@ -644,3 +650,4 @@ async fn a_watchdog_lost_with_its_arbiter_is_rearmed() {
 }
 
 mod detection;
+mod traces;
