@@ -201,6 +201,9 @@ impl Builder {
             token: Some(self.auth.http_token)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            admin_token: Some(self.auth.http_admin_token)
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
         };
 
         let listener =

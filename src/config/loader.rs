@@ -201,6 +201,13 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "must be greater than zero when TLS is on",
         ));
     }
+    let auth = &config.auth;
+    if !auth.http_admin_token.is_empty() && auth.http_admin_token == auth.http_token {
+        return Err(value(
+            "auth.http_admin_token",
+            "must differ from auth.http_token, or every reader could write",
+        ));
+    }
     validate_storage(config)?;
     validate_notify(config)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
@@ -387,6 +394,27 @@ mod tests {
         assert!(e.contains("auth.proj_tokens") && e.contains("A-["), "{e}");
         assert!(!e.contains("tok-a") && !e.contains('\n'), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_admin_token_must_differ_from_the_read_token_and_is_never_printed() {
+        let e = error(
+            ConfigLoader::new()
+                .set("auth.http_token", "same-secret")
+                .set("auth.http_admin_token", "same-secret"),
+        );
+        assert!(e.contains("auth.http_admin_token"), "{e}");
+        assert!(!e.contains("same-secret"), "{e}");
+        let c = ConfigLoader::new()
+            .without_env()
+            .set("auth.http_token", "read-secret")
+            .set("auth.http_admin_token", "admin-secret")
+            .load()
+            .unwrap();
+        assert_eq!(c.auth.http_admin_token, "admin-secret");
+        let shown = format!("{:?}", c.auth);
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("http_admin_token"), "{shown}");
     }
 
     #[test]
