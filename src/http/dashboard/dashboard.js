@@ -146,7 +146,7 @@
 
   function fromRecord(record) {
     if (!record || typeof record.proj !== 'string') return;
-    const c = clients.get(record.proj) ?? { proj: record.proj };
+    const c = clients.get(record.proj) ?? { proj: record.proj, events: 0 };
     c.record = record;
     c.state = typeof record.state === 'string' ? record.state : (c.state ?? 'online');
     const seen = parseTime(record.last_seen);
@@ -161,12 +161,14 @@
   function applyEvent(ev) {
     pushFeed($('feed'), ev, true);
     if (typeof ev.proj !== 'string') return;
-    const c = clients.get(ev.proj) ?? { proj: ev.proj, state: 'online' };
+    const c = clients.get(ev.proj) ?? { proj: ev.proj, state: 'online', events: 0 };
     clients.set(ev.proj, c);
+    c.events = (c.events ?? 0) + 1;
     const at = parseTime(ev.at) ?? Date.now();
     const next = typeof ev.state === 'string' ? ev.state : EVENT_STATE[ev.event];
     if (next) c.state = next;
-    else refreshOne(ev.proj);
+    // Events do not carry the whole record (timeout, heartbeats, ...): read it once.
+    if (!next || c.state !== 'offline') wantRecord(ev.proj);
     if (ev.addr != null) c.addr = String(ev.addr);
     if (ev.node != null) { c.node = String(ev.node); seenNode = true; }
     if (typeof ev.timeout_ms === 'number') c.timeout_ms = ev.timeout_ms;
@@ -232,11 +234,48 @@
     }
   }
 
+  /** The number of events `proj` has had: a record read while another event arrived may
+   *  be older than that event, and is dropped. */
+  const eventsOf = (proj) => clients.get(proj)?.events ?? 0;
+
+  /** Re-reads the record of `proj`. */
   async function refreshOne(proj) {
+    const before = eventsOf(proj);
     try {
       const { status, body } = await getJson(`/api/v1/clients/${encodeURIComponent(proj)}`);
-      if (status === 200) { fromRecord(body); markDirty(); }
+      if (status === 200 && eventsOf(proj) === before) { fromRecord(body); markDirty(); }
       if (view.selected === proj) renderDetail();
+    } catch (e) {
+      if (e instanceof Unauthorized) askToken(true);
+    }
+  }
+
+  // Records to re-read, gathered for a moment: a burst of events (a fleet restarting) costs
+  // one paged read of the list instead of one request per client.
+  const wanted = new Set();
+  let wantTimer = null;
+  const WANT_BATCH_MS = 100;
+  const WANT_ONE_BY_ONE = 20;
+
+  function wantRecord(proj) {
+    wanted.add(proj);
+    if (wantTimer == null) wantTimer = setTimeout(readWanted, WANT_BATCH_MS);
+  }
+
+  async function readWanted() {
+    wantTimer = null;
+    const projs = [...wanted];
+    wanted.clear();
+    if (projs.length <= WANT_ONE_BY_ONE) {
+      await Promise.all(projs.map(refreshOne));
+      return;
+    }
+    const before = new Map(projs.map((p) => [p, eventsOf(p)]));
+    try {
+      for (const record of await loadAll()) {
+        if (record && before.get(record.proj) === eventsOf(record.proj)) fromRecord(record);
+      }
+      markDirty();
     } catch (e) {
       if (e instanceof Unauthorized) askToken(true);
     }
