@@ -8,6 +8,7 @@ mod access;
 mod clients;
 mod dashboard;
 mod event_stream;
+mod fallback;
 mod health;
 mod metrics;
 mod openapi;
@@ -91,10 +92,14 @@ pub fn start(
 ) -> std::io::Result<(Server, ServerHandle, SocketAddr)> {
     let listener = std::net::TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
-    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(1);
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(configure(state.clone()))
+            .default_service(web::to(fallback::fallback))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(1);
     let server = match tls {
         // actix-web adds its ALPN protocols to the configuration it is given: a copy, so the
         // heartbeat listener's stays without them.

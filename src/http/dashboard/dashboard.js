@@ -27,6 +27,9 @@
   // Sort order of states: trouble first. Unknown states sort after these, by name.
   const STATE_RANK = { offline: 0, late: 1, flapping: 2, paused: 3, online: 4 };
   const KNOWN_STATES = ['online', 'late', 'flapping', 'paused', 'offline'];
+  // Offline reasons in words; others are shown as sent, underscores as spaces.
+  const REASONS = { offline: 'sent offline', timeout_after_restart: 'timeout after restart' };
+  const reasonText = (r) => (r == null ? '' : REASONS[r] ?? String(r).replace(/_/g, ' '));
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -477,7 +480,7 @@
       proj.textContent = c.proj;
       proj.title = c.proj;
       state.replaceChildren(badge(c.state));
-      if (c.reason) state.append(el('span', 'why', ` ${c.reason}`));
+      if (c.reason) state.append(el('span', 'why', ` ${reasonText(c.reason)}`));
       seen.textContent = lastSeenText(c, now);
       seen.title = c.lastSeen != null ? new Date(c.lastSeen).toISOString() : '';
       timeout.textContent = fmtDuration(c.timeout_ms);
@@ -518,6 +521,7 @@
   }
 
   function pushFeed(list, ev, live) {
+    if (live) $('feed-empty').hidden = true;
     const li = el('li');
     const at = parseTime(ev.at);
     const time = el('time', null, fmtClock(at ?? Date.now()));
@@ -527,7 +531,7 @@
     if (typeof ev.proj === 'string') li.dataset.proj = ev.proj;
     const what = el('span', 'what', typeof ev.proj === 'string' ? ev.proj : '');
     const details = [];
-    if (ev.reason) details.push(String(ev.reason));
+    if (ev.reason) details.push(reasonText(ev.reason));
     if (ev.addr) details.push(String(ev.addr));
     if (ev.node) details.push(`node ${ev.node}`);
     if (details.length) what.append(el('span', 'why', ` ${details.join(' · ')}`));
@@ -575,7 +579,7 @@
       dl.append(el('dt', null, name), dd);
     };
     add('state', badge(c.state));
-    add('reason', c.reason);
+    add('reason', reasonText(c.reason));
     add('last seen', lastSeenText(c, Date.now()));
     add('last heartbeat', c.lastSeen != null ? new Date(c.lastSeen).toISOString() : null);
     add('timeout', fmtDuration(c.timeout_ms));
