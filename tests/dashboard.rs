@@ -383,6 +383,13 @@ fn details_open_by_keyboard_and_the_page_is_screenshotted() {
             .wait_for("#detail:not([hidden]) #detail-title", ROW_WITHIN)
             .await;
         wait_for_text(&browser, "#detail-title", "P-17").await;
+        row(&browser, "P-17", "online", ROW_WITHIN).await;
+        browser
+            .wait_for(
+                "#rows tr[data-proj=\"P-17\"][aria-selected=\"true\"]",
+                ROW_WITHIN,
+            )
+            .await;
         let path = screenshot_path();
         browser.screenshot(&path).await;
         let png = std::fs::read(&path).expect("the screenshot");
