@@ -12,7 +12,8 @@
 //! - [`events`]: [`Event`]s and their fan-out to subscribers.
 //! - [`storage`]: the durable event log, and recovery of the online clients after a restart.
 //! - [`notify`]: webhooks, delivered from the event log.
-//! - [`http`]: the HTTP API (clients, event stream, metrics, health).
+//! - [`http`]: the HTTP API (clients, event stream, metrics, health, the live dashboard at
+//!   `/`, the OpenAPI document), with read and write tokens.
 //! - [`auth`]: protocol tokens (`hello`, per-frame `token`), reloadable on SIGHUP.
 //! - [`extension`]: handlers for your own frame types.
 //! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.

@@ -546,3 +546,119 @@ fn fifteen_hundred_clients_are_paged_and_counted() {
         browser.close().await;
     });
 }
+
+/// Not a check but a measurement (docs/performance.md): how the page copes with 10,000
+/// clients coming online at once and then all going offline. Prints the time until the counts
+/// are right and the long tasks (main-thread work over 50 ms) the page had meanwhile.
+///
+/// `cargo test --release --test dashboard -- --ignored --nocapture ten_thousand`
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn ten_thousand_clients_measured() {
+    with_browser(|browser| async move {
+        let server = BinServer::spawn(&[]);
+        browser.open(&server).await;
+        browser
+            .eval(
+                "window.__long = []; new PerformanceObserver((list) => { \
+                 for (const e of list.getEntries()) window.__long.push(e.duration); \
+                 }).observe({ type: 'longtask' }); return true",
+            )
+            .await;
+        let (connections, per_connection) = (10, 1000);
+        let mut clients = Vec::new();
+        for c in 0..connections {
+            let mut client = Client::connect(server.tcp).await;
+            let mut frames = String::new();
+            for i in 0..per_connection {
+                let proj = format!("sensor-{c:02}-{i:04}");
+                frames.push_str(
+                    &json!({"type": "heartbeat", "proj": proj, "timeout_ms": 600_000}).to_string(),
+                );
+                frames.push('\n');
+            }
+            client.send_raw(frames.as_bytes()).await;
+            clients.push(client);
+        }
+        let total = connections * per_connection;
+        let started = Instant::now();
+        for client in &mut clients {
+            for _ in 0..per_connection {
+                client.recv().await;
+            }
+        }
+        let acked = started.elapsed();
+        wait_for_count(&browser, "online", total).await;
+        let shown = started.elapsed();
+        let long = long_tasks(&browser).await;
+        eprintln!(
+            "{total} online: acked in {acked:?}, counted on the page after {shown:?}; \
+             long tasks: {long}"
+        );
+
+        let started = Instant::now();
+        browser
+            .client
+            .find(Locator::Css("th button[data-sort=\"last_seen\"]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        browser
+            .wait_for(
+                "th[aria-sort=\"ascending\"] button[data-sort=\"last_seen\"]",
+                IO_TIMEOUT,
+            )
+            .await;
+        eprintln!("sorting {total} rows: shown after {:?}", started.elapsed());
+
+        let started = Instant::now();
+        for (c, client) in clients.iter_mut().enumerate() {
+            let mut frames = String::new();
+            for i in 0..per_connection {
+                let proj = format!("sensor-{c:02}-{i:04}");
+                frames.push_str(&json!({"type": "offline", "proj": proj}).to_string());
+                frames.push('\n');
+            }
+            client.send_raw(frames.as_bytes()).await;
+            for _ in 0..per_connection {
+                client.recv().await;
+            }
+        }
+        wait_for_count(&browser, "offline", total).await;
+        let long = long_tasks(&browser).await;
+        eprintln!(
+            "{total} offline: counted on the page after {:?}; long tasks: {long}",
+            started.elapsed()
+        );
+        browser.close().await;
+    });
+}
+
+async fn wait_for_count(browser: &Browser, state: &str, n: usize) {
+    let css = format!("[data-count=\"{state}\"] .n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while browser.text(&css).await != n.to_string() {
+        assert!(
+            Instant::now() < deadline,
+            "{state}: {}",
+            browser.text(&css).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// "N, longest X ms, total Y ms" of the long tasks observed since the last call.
+async fn long_tasks(browser: &Browser) -> String {
+    let durations = browser
+        .eval("const l = window.__long; window.__long = []; return l")
+        .await;
+    let durations: Vec<f64> = serde_json::from_value(durations).unwrap_or_default();
+    let longest = durations.iter().copied().fold(0.0, f64::max);
+    let total: f64 = durations.iter().sum();
+    format!(
+        "{}, longest {longest:.0} ms, total {total:.0} ms",
+        durations.len()
+    )
+}

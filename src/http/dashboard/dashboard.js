@@ -51,10 +51,12 @@
   let dirty = false;
   let renderTimer = null;
   let lastRender = 0;
+  let renderCost = 0; // how long the last render took, in ms
   let retryMs = RETRY_MIN_MS;
   let stream = null; // the AbortController of the open event stream
   let running = false; // whether run() is looping
   let seenNode = false;
+  let feedQueue = []; // events not yet in the feed: it is drawn with the table, not per event
 
   // ------------------------------------------------------------------ formatting
 
@@ -95,9 +97,15 @@
     return fmtAgo(age);
   }
 
+  // One formatter: toLocaleTimeString() builds a new one per call, which costs more than
+  // everything else the feed does.
+  const clockFormat = new Intl.DateTimeFormat(undefined, {
+    hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+  });
+
   function fmtClock(ms) {
     if (ms == null) return '';
-    return new Date(ms).toLocaleTimeString([], { hour12: false });
+    return clockFormat.format(ms);
   }
 
   // ------------------------------------------------------------------ filtering
@@ -136,8 +144,18 @@
 
   const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
   const rank = (s) => (s in STATE_RANK ? STATE_RANK[s] : 10);
+  // The proj order, computed with the (slow) collator once per change of the set of clients
+  // rather than in every comparison: a render with 10,000 clients then sorts on integers.
+  let projRank = new Map();
+  let projsChanged = true;
+  function rankProjs() {
+    if (!projsChanged) return;
+    const all = [...clients.keys()].sort(collator.compare);
+    projRank = new Map(all.map((proj, i) => [proj, i]));
+    projsChanged = false;
+  }
   const SORTS = {
-    proj: (a, b) => collator.compare(a.proj, b.proj),
+    proj: (a, b) => projRank.get(a.proj) - projRank.get(b.proj),
     state: (a, b) => rank(a.state) - rank(b.state) || collator.compare(a.state, b.state),
     last_seen: (a, b) => (b.lastSeen ?? 0) - (a.lastSeen ?? 0),
     timeout_ms: (a, b) => (a.timeout_ms ?? 0) - (b.timeout_ms ?? 0),
@@ -149,7 +167,8 @@
 
   function fromRecord(record) {
     if (!record || typeof record.proj !== 'string') return;
-    const c = clients.get(record.proj) ?? { proj: record.proj, events: 0 };
+    let c = clients.get(record.proj);
+    if (!c) { c = { proj: record.proj, events: 0 }; projsChanged = true; }
     c.record = record;
     c.state = typeof record.state === 'string' ? record.state : (c.state ?? 'online');
     const seen = parseTime(record.last_seen);
@@ -162,10 +181,15 @@
   }
 
   function applyEvent(ev) {
-    pushFeed($('feed'), ev, true);
+    feedQueue.push(ev);
+    markDirty();
     if (typeof ev.proj !== 'string') return;
-    const c = clients.get(ev.proj) ?? { proj: ev.proj, state: 'online', events: 0 };
-    clients.set(ev.proj, c);
+    let c = clients.get(ev.proj);
+    if (!c) {
+      c = { proj: ev.proj, state: 'online', events: 0 };
+      clients.set(ev.proj, c);
+      projsChanged = true;
+    }
     c.events = (c.events ?? 0) + 1;
     const at = parseTime(ev.at) ?? Date.now();
     const next = typeof ev.state === 'string' ? ev.state : EVENT_STATE[ev.event];
@@ -294,10 +318,10 @@
       const { value, done } = await reader.read();
       if (done) return;
       buf += value.replace(/\r\n?/g, '\n');
-      let cut;
-      while ((cut = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, cut);
-        buf = buf.slice(cut + 2);
+      // One split per chunk: a chunk may hold thousands of events (a fleet restarting).
+      const blocks = buf.split('\n\n');
+      buf = blocks.pop();
+      for (const block of blocks) {
         if (!opened) { opened = true; await onOpen(); }
         let name = 'message';
         const data = [];
@@ -384,7 +408,11 @@
   function markDirty() {
     dirty = true;
     if (renderTimer != null) return;
-    const wait = Math.max(0, lastRender + RENDER_EVERY_MS - performance.now());
+    // At least RENDER_EVERY_MS apart, and four times as long as a render takes: with tens of
+    // thousands of clients a render (filter, sort) takes tens of ms, and a burst of events
+    // must still leave the page most of its time to answer the keyboard and the mouse.
+    const every = Math.max(RENDER_EVERY_MS, 4 * renderCost);
+    const wait = Math.max(0, lastRender + every - performance.now());
     renderTimer = setTimeout(() => {
       renderTimer = null;
       requestAnimationFrame(render);
@@ -449,6 +477,7 @@
     for (const c of clients.values()) {
       if ((!view.state || c.state === view.state) && match(c.proj)) rows.push(c);
     }
+    rankProjs();
     const cmp = SORTS[view.sort] ?? SORTS.proj;
     rows.sort((a, b) => {
       const r = cmp(a, b) || SORTS.proj(a, b);
@@ -503,6 +532,20 @@
       th.setAttribute('aria-sort', key === view.sort ? (view.desc ? 'descending' : 'ascending') : 'none');
     }
     renderCounts();
+    renderFeed();
+    renderCost = performance.now() - lastRender;
+  }
+
+  /** Adds the queued events to the feed: at most FEED_MAX of them, however many came. */
+  function renderFeed() {
+    if (!feedQueue.length) return;
+    const list = $('feed');
+    const fragment = document.createDocumentFragment();
+    for (const ev of feedQueue.slice(-FEED_MAX).reverse()) fragment.append(feedItem(ev));
+    feedQueue = [];
+    list.prepend(fragment);
+    while (list.children.length > FEED_MAX) list.lastElementChild.remove();
+    $('feed-empty').hidden = true;
   }
 
   /** Every second: the "ago" cells of the visible rows (nothing is fetched). */
@@ -520,8 +563,8 @@
     }
   }
 
-  function pushFeed(list, ev, live) {
-    if (live) $('feed-empty').hidden = true;
+  /** One line of the feed or of a history. */
+  function feedItem(ev) {
     const li = el('li');
     const at = parseTime(ev.at);
     const time = el('time', null, fmtClock(at ?? Date.now()));
@@ -536,10 +579,7 @@
     if (ev.node) details.push(`node ${ev.node}`);
     if (details.length) what.append(el('span', 'why', ` ${details.join(' · ')}`));
     li.append(time, badge(kind), what);
-    if (live) {
-      list.prepend(li);
-      while (list.children.length > FEED_MAX) list.lastElementChild.remove();
-    } else list.append(li);
+    return li;
   }
 
   // ------------------------------------------------------------------ details
@@ -611,7 +651,7 @@
     const list = $('history-list');
     list.replaceChildren();
     if (items) {
-      for (const item of items) pushFeed(list, item && typeof item === 'object' ? item : { event: String(item) }, false);
+      for (const item of items) list.append(feedItem(item && typeof item === 'object' ? item : { event: String(item) }));
     }
     if (body && !Array.isArray(body)) {
       for (const [key, value] of Object.entries(body)) {
@@ -665,6 +705,7 @@
   $('state-filter').addEventListener('change', (e) => setStateFilter(e.target.value));
   $('clear-offline').addEventListener('click', () => {
     for (const [proj, c] of clients) if (c.state === 'offline') clients.delete(proj);
+    projsChanged = true;
     markDirty();
   });
   $('prev').addEventListener('click', () => { view.page = Math.max(0, view.page - 1); markDirty(); });
