@@ -1,20 +1,20 @@
 //! The `heartwatch` binary: parses the command line, loads the configuration, starts logging,
 //! runs the library, and maps errors to exit codes (2: configuration or usage, 1: runtime).
 
+mod cli;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use heartwatch::auth::{AuthError, Secret};
 use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Shutdown};
 use heartwatch::protocol::Proj;
 use heartwatch::tls::{ClientTls, ServerTls};
 use heartwatch::{shutdown, Builder, ConfigLoader};
-
-mod cli;
 
 use cli::beat_report::Report;
 use cli::bench::BenchConfig;
@@ -40,6 +40,12 @@ enum Command {
     Beat(BeatArgs),
     /// Load-test a server: many persistent clients, ack latency, server cost, detection delay.
     Bench(BenchArgs),
+    /// Show the clients of a running server (exit 0: all online, 1: some late or offline).
+    Status(cli::status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::docs::CompletionsArgs),
+    /// Print the man page (roff): `heartwatch man > heartwatch.1`.
+    Man(cli::docs::ManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,6 +163,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Beat(args) => beat(args),
         Command::Bench(args) => bench(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Completions(args) => cli::docs::completions(&args, Cli::command()),
+        Command::Man(args) => cli::docs::man(&args, Cli::command()),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
-use crate::config::{validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig};
+use crate::config::{validate_http_tokens, validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig};
 use crate::events::{Event, EventBus, LogSink, Pipeline, Sink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
@@ -175,6 +175,7 @@ impl Builder {
             self.storage.as_ref(),
             self.notify.as_ref(),
         )?;
+        validate_http_tokens(&self.auth)?;
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
@@ -212,6 +213,9 @@ impl Builder {
             metrics: metrics.clone(),
             events: stream_sender,
             token: Some(self.auth.http_token)
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
+            admin_token: Some(self.auth.http_admin_token)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
         };

@@ -150,6 +150,27 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_token_must_differ_from_the_read_token_and_is_never_printed() {
+        let e = error(
+            ConfigLoader::new()
+                .set("auth.http_token", "same-secret")
+                .set("auth.http_admin_token", "same-secret"),
+        );
+        assert!(e.contains("auth.http_admin_token"), "{e}");
+        assert!(!e.contains("same-secret"), "{e}");
+        let c = ConfigLoader::new()
+            .without_env()
+            .set("auth.http_token", "read-secret")
+            .set("auth.http_admin_token", "admin-secret")
+            .load()
+            .unwrap();
+        assert_eq!(c.auth.http_admin_token, "admin-secret");
+        let shown = format!("{:?}", c.auth);
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("http_admin_token"), "{shown}");
+    }
+
+    #[test]
     fn errors_name_the_key_on_one_line() {
         let cases = [
             ("server.timeout", "soon", "server.timeout"),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, ServerConfig, SessionConfig, TlsConfig};
+use super::{AuthConfig, Config, ConfigError, ServerConfig, SessionConfig, TlsConfig};
 use crate::auth::Authenticator;
 use crate::notify::NotifyConfig;
 use crate::storage::StorageConfig;
@@ -22,6 +22,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         Some(&config.notify),
     )?;
     validate_tls(&config.tls)?;
+    validate_http_tokens(&config.auth)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
     // with a configuration error instead of refusing every client.
     Authenticator::from_config(&config.auth, None)?;
@@ -134,6 +135,17 @@ fn validate_session(session: &SessionConfig) -> Result<(), ConfigError> {
         return Err(value(
             "session.keepalive_interval",
             "keepalive_interval and keepalive_retries must be positive when keepalive is on",
+        ));
+    }
+    Ok(())
+}
+
+/// The read and admin tokens of the HTTP API must differ, or every reader could write.
+pub(crate) fn validate_http_tokens(auth: &AuthConfig) -> Result<(), ConfigError> {
+    if !auth.http_admin_token.is_empty() && auth.http_admin_token == auth.http_token {
+        return Err(value(
+            "auth.http_admin_token",
+            "must differ from auth.http_token, or every reader could write",
         ));
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! order, one at a time.
 
 mod cursor;
-mod https;
+pub(crate) mod https;
 mod signature;
 mod webhook;
 

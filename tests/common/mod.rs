@@ -667,13 +667,16 @@ pub fn event_kind(event: &Event) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// `heartwatch` with console logging only (no log4rs file, no `log/` directory), run in the
-/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`) inherited
-/// from the caller.
+/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`,
+/// `HEARTWATCH_HTTP_TOKEN`) inherited from the caller.
 pub fn heartwatch_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartwatch"));
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
-        if name_text.starts_with("HEARTWATCH__") || name_text == "HEARTWATCH_TOKEN" {
+        if name_text.starts_with("HEARTWATCH__")
+            || name_text == "HEARTWATCH_TOKEN"
+            || name_text == "HEARTWATCH_HTTP_TOKEN"
+        {
             cmd.env_remove(name);
         }
     }
@@ -1031,4 +1034,38 @@ impl Drop for BeatProcess {
     fn drop(&mut self) {
         kill_child(&mut self.child, self.stopped);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outside programs
+// ---------------------------------------------------------------------------------------------
+
+/// The path of `program` on `PATH`, if it is installed.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The paths of `programs`, or, if one is missing: a panic saying how to install it when the
+/// environment variable `CI` is set (CI must run every test), else `None` after printing the
+/// same message (the test is skipped on a developer's machine without it).
+pub fn require_programs(programs: &[&str], install: &str) -> Option<Vec<std::path::PathBuf>> {
+    let found: Vec<_> = programs.iter().map(|p| find_program(p)).collect();
+    if found.iter().all(Option::is_some) {
+        return Some(found.into_iter().flatten().collect());
+    }
+    let missing: Vec<&str> = programs
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(p, _)| *p)
+        .collect();
+    let message = format!("{} not found; install with: {install}", missing.join(", "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
 }
