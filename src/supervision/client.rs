@@ -123,9 +123,8 @@ pub struct Client {
 struct Watch {
     record: Arc<ClientRecord>,
     timer: Option<SpawnHandle>,
-    /// The record generation the timer is armed for. Re-arms for an older generation (a
-    /// registry-applied heartbeat overtaken by a direct one) are ignored, and a timer
-    /// cancelled in the same poll in which it expired (actix#284) finds the generation moved on.
+    /// The record generation the timer is armed for: re-arms for an older generation (a
+    /// registry-applied heartbeat overtaken by a direct one) are ignored.
     armed: u64,
 }
 
@@ -173,26 +172,33 @@ impl Client {
             ctx.cancel_future(timer);
         }
         watch.armed = applied.generation;
-        let generation = applied.generation;
         let after = applied.deadline.saturating_duration_since(clock::now());
-        watch.timer = Some(ctx.run_later(after, move |act, _| {
-            let Some(watch) = act.watch.as_mut() else {
-                return;
-            };
-            if watch.armed != generation {
-                return;
-            }
-            watch.timer = None;
-            let Some(registry) = act.registry.upgrade() else {
-                return;
-            };
-            registry.do_send(Expired {
-                proj: act.proj.clone(),
-                record: watch.record.clone(),
-                generation,
-                at: clock::wall_now(),
-            });
-        }));
+        // The callback captures nothing, so that re-arming allocates only actix's timer.
+        watch.timer = Some(ctx.run_later(after, |act, _| act.watchdog_fired()));
+    }
+
+    /// The watchdog's timer fired. It may be a timer cancelled in the same poll in which a
+    /// heartbeat re-armed the watchdog (actix#284), or one that fired just before a `Rearm`
+    /// for a heartbeat the registry applied: then the record says the client is not due, and
+    /// nothing happens (the newer timer, or the `Rearm`, takes over).
+    fn watchdog_fired(&mut self) {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        let current = watch.record.current();
+        if current.generation != watch.armed || clock::now() < current.deadline {
+            return;
+        }
+        watch.timer = None;
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        registry.do_send(Expired {
+            proj: self.proj.clone(),
+            record: watch.record.clone(),
+            generation: current.generation,
+            at: clock::wall_now(),
+        });
     }
 
     /// This actor is no longer its client's watchdog.
