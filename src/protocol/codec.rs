@@ -87,6 +87,13 @@ impl FrameDecoder {
         Ok(len)
     }
 
+    /// `read` as one frame, if it is exactly one whole frame (ending with its `\n`, the only
+    /// one in it) within the size limit: a read that needs no buffering.
+    pub fn whole_frame<'a>(&self, read: &'a [u8]) -> Option<&'a [u8]> {
+        let (last, frame) = read.split_last()?;
+        (*last == b'\n' && frame.len() <= self.max && !frame.contains(&b'\n')).then_some(frame)
+    }
+
     /// The next complete frame in `src` (without its `\n`), split off, if there is one.
     pub fn next_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         Ok(self.next_frame_len(src)?.map(|len| {

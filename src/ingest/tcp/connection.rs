@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
 use serde::Serialize;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -33,9 +33,14 @@ use crate::extension::CustomFrame;
 use crate::protocol::{ErrorCode, FrameDecoder, FrameError, Proj, ProjRef, Reply, Request};
 use crate::supervision::Route;
 
-/// Free space before each read. A heartbeat is under 100 bytes; a longer frame grows the
-/// buffer. It is allocated only while there is something to read (see `Io::poll_read`).
-const INITIAL_READ_CAPACITY: usize = 128;
+/// Bytes read from the socket at a time, into a buffer on the stack. A read that holds exactly
+/// one whole frame (a heartbeat: the common case) is handled from there; only the rest of a
+/// read (a frame cut in two, frames sent back to back) is kept in the connection's buffer,
+/// which an idle connection does not hold at all.
+const READ_CHUNK: usize = 2048;
+
+/// The reply buffer's first allocation: a heartbeat's ack is under 100 bytes.
+const INITIAL_REPLY_CAPACITY: usize = 128;
 
 /// How long a closing connection may take to flush its last replies before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -56,33 +61,15 @@ enum Io {
 }
 
 impl Io {
-    /// Reads into `buf`, with at least `space` bytes free for the read. A plaintext socket is
-    /// read only once it is readable, so that `buf` is allocated only when data is there.
-    fn poll_read(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        space: usize,
-    ) -> Poll<io::Result<usize>> {
-        let reserve = |buf: &mut BytesMut| {
-            if buf.capacity() - buf.len() < space {
-                buf.reserve(space);
-            }
+    /// Reads into `buf`. A read shorter than `buf` tells tokio the socket is drained, so the
+    /// next poll does not try again only to get `EAGAIN`.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        let read = match self {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, &mut buf),
+            Io::Tls(s) => Pin::new(&mut **s).poll_read(cx, &mut buf),
         };
-        match self {
-            Io::Plain(s) => loop {
-                std::task::ready!(s.poll_read_ready(cx))?;
-                reserve(buf);
-                match s.try_read_buf(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    read => return Poll::Ready(read),
-                }
-            },
-            Io::Tls(s) => {
-                reserve(buf);
-                tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf)
-            }
-        }
+        read.map_ok(|()| buf.filled().len())
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -295,11 +282,11 @@ impl Connection {
                 Ok(None) => {}
                 Err(e) => return self.frame_error(e, cx),
             }
-            match self.io.poll_read(cx, &mut self.inbuf, INITIAL_READ_CAPACITY) {
+            let mut chunk = [0u8; READ_CHUNK];
+            match self.io.poll_read(cx, &mut chunk) {
                 Poll::Pending => {
                     if self.inbuf.is_empty() {
-                        // An idle connection holds no read buffer: the next read allocates
-                        // one (a heartbeat is one small allocation and free).
+                        // An idle connection holds no read buffer.
                         self.inbuf = BytesMut::new();
                     }
                     return Poll::Pending;
@@ -310,7 +297,15 @@ impl Connection {
                     self.phase = Phase::Draining;
                     return self.poll_frame(cx);
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(n)) => {
+                    let read = &chunk[..n];
+                    if self.inbuf.is_empty() {
+                        if let Some(frame) = self.decoder.whole_frame(read) {
+                            return Poll::Ready(Some(Frame::from_slice(frame)));
+                        }
+                    }
+                    self.inbuf.extend_from_slice(read);
+                }
                 Poll::Ready(Err(e)) => {
                     log::debug!("read from {} failed: {e}", self.peer);
                     return self.finish(CloseReason::ReadError);
@@ -514,7 +509,7 @@ impl Connection {
             return;
         }
         if self.out.capacity() == 0 {
-            self.out.reserve(INITIAL_READ_CAPACITY);
+            self.out.reserve(INITIAL_REPLY_CAPACITY);
         }
         // Replies are plain data: serializing into a Vec cannot fail.
         if serde_json::to_writer(&mut self.out, reply).is_ok() {
