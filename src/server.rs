@@ -10,7 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
-use crate::config::{validate_http_tokens, validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig};
+use crate::config::{
+    validate_http_tokens, validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig,
+};
 use crate::events::{Event, EventBus, LogSink, Pipeline, Sink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};

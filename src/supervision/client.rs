@@ -162,6 +162,12 @@ impl Client {
     }
 
     fn arm(&mut self, applied: Applied, ctx: &mut Context<Self>) {
+        self.arm_at(applied, clock::now(), ctx);
+    }
+
+    /// Cancels the watchdog's timer and arms a new one for `applied`'s deadline, `now` being
+    /// the current time.
+    fn arm_at(&mut self, applied: Applied, now: clock::Instant, ctx: &mut Context<Self>) {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
@@ -172,7 +178,7 @@ impl Client {
             ctx.cancel_future(timer);
         }
         watch.armed = applied.generation;
-        let after = applied.deadline.saturating_duration_since(clock::now());
+        let after = applied.deadline.saturating_duration_since(now);
         // The callback captures nothing, so that re-arming allocates only actix's timer.
         watch.timer = Some(ctx.run_later(after, |act, _| act.watchdog_fired()));
     }
@@ -240,16 +246,19 @@ impl Client {
                 proj,
                 seq,
                 timeout_ms,
+                at,
             } if proj.as_str() == self.proj.as_str() => {
                 // The steady state: applied, re-armed and acked here, without a message.
                 if let Some(watch) = &self.watch {
-                    let applied =
-                        conn.services()
-                            .heartbeats
-                            .apply(&watch.record, conn.peer(), timeout_ms);
+                    let applied = conn.services().heartbeats.apply(
+                        &watch.record,
+                        conn.peer(),
+                        timeout_ms,
+                        at,
+                    );
                     if let Ok(applied) = applied {
                         conn.ack(self.proj.clone(), seq, applied.timeout);
-                        self.arm(applied, ctx);
+                        self.arm_at(applied, at, ctx);
                         return;
                     }
                 }
@@ -262,6 +271,7 @@ impl Client {
                 proj,
                 seq,
                 timeout_ms,
+                ..
             } => self.deliver(proj.to_proj(), seq, timeout_ms, None, ctx),
             Step::Offline { proj, seq } => {
                 let heartbeats = conn.services().heartbeats.clone();

@@ -76,8 +76,12 @@ struct RecordState {
 }
 
 fn micros(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    // Seconds and sub-seconds apart: `as_micros` divides a u128, on every heartbeat.
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
+    })
 }
 
 fn wall(us: u64) -> SystemTime {
@@ -115,11 +119,16 @@ pub(crate) struct Pulse {
 impl Pulse {
     /// A heartbeat from `addr` now.
     pub(crate) fn now(addr: SocketAddr, timeout: Option<Duration>) -> Self {
+        Self::at(addr, timeout, crate::clock::now())
+    }
+
+    /// A heartbeat from `addr` read at `at` (monotonic; the wall time is read now).
+    pub(crate) fn at(addr: SocketAddr, timeout: Option<Duration>, at: Instant) -> Self {
         Self {
             addr,
             timeout,
             wall: crate::clock::wall_now(),
-            at: crate::clock::now(),
+            at,
         }
     }
 }

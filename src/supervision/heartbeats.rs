@@ -147,8 +147,9 @@ impl Heartbeats {
         record: &ClientRecord,
         addr: SocketAddr,
         timeout_ms: Option<u64>,
+        at: crate::clock::Instant,
     ) -> Result<Applied, Removed> {
-        let applied = record.beat(Pulse::now(addr, self.clamp(timeout_ms)))?;
+        let applied = record.beat(Pulse::at(addr, self.clamp(timeout_ms), at))?;
         self.metrics.heartbeat();
         Ok(applied)
     }

@@ -17,8 +17,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use smallvec::SmallVec;
 use serde::Serialize;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -122,6 +122,8 @@ pub(crate) enum Step<'a> {
         seq: Option<u64>,
         /// The client's own timeout, not yet clamped.
         timeout_ms: Option<u64>,
+        /// When it was read.
+        at: Instant,
     },
     /// An explicit offline, then ack.
     Offline {
@@ -389,6 +391,7 @@ impl Connection {
                     proj,
                     seq,
                     timeout_ms,
+                    at: now,
                 }
             }
             Request::Offline { proj, seq } => {
