@@ -12,6 +12,7 @@
 //! - [`events`]: [`Event`]s and their fan-out to subscribers.
 //! - [`storage`]: the durable event log, and recovery of the online clients after a restart.
 //! - [`notify`]: webhooks, delivered from the event log.
+//! - [`cluster`]: cluster mode on Redis: several nodes, one view, one event stream.
 //! - [`http`]: the HTTP API (clients, event stream, metrics, health).
 //! - [`auth`]: protocol tokens (`hello`, per-frame `token`), reloadable on SIGHUP.
 //! - [`extension`]: handlers for your own frame types.
@@ -53,6 +54,7 @@ pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod extension;

@@ -204,7 +204,7 @@ impl Builder {
         };
 
         let listener =
-            transport::bind(config.listen, config.backlog).map_err(|source| StartError::Bind {
+            transport::bind(config.listen, config.backlog, config.reuse_port).map_err(|source| StartError::Bind {
                 what: "heartbeats",
                 addr: config.listen,
                 source,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::fsync_policy::FsyncPolicy;
-use super::log_record::LogRecord;
+use super::log_record::{ClusterStamp, LogRecord};
 use super::recovery::{recover, Recovered, RecoveredClient};
 use super::segment::Segment;
 use super::{StorageConfig, StorageError};
@@ -29,7 +29,7 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 enum Command {
-    Append(Event, Duration),
+    Append(u64, Event, Duration, Option<ClusterStamp>),
     Snapshot(Vec<RecoveredClient>),
     Close(mpsc::Sender<()>),
 }
@@ -48,7 +48,9 @@ pub struct Journal {
 
 struct Inner {
     dir: PathBuf,
-    sender: Mutex<Option<Sender<Command>>>,
+    /// The writer's channel and the next sequence number, under one lock: numbers are given
+    /// in channel order, so the caller knows an event's number as it appends it.
+    sender: Mutex<Option<(Sender<Command>, u64)>>,
     committed: watch::Receiver<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -128,7 +130,7 @@ impl Journal {
         let journal = Journal {
             inner: Arc::new(Inner {
                 dir,
-                sender: Mutex::new(Some(sender)),
+                sender: Mutex::new(Some((sender, recovered.last_seq + 1))),
                 committed,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -143,7 +145,27 @@ impl Journal {
 
     /// Queues `event` (with its client's watchdog `timeout`, which recovery needs).
     pub fn append(&self, event: &Event, timeout: Duration) {
-        self.send(Command::Append(event.clone(), timeout));
+        self.append_stamped(event, timeout, None);
+    }
+
+    /// Queues `event` with a cluster stamp (cluster mode: the log is the durable outbox of
+    /// transitions on their way to Redis). Answers the event's sequence number, `None` once
+    /// the log is closed.
+    pub fn append_stamped(
+        &self,
+        event: &Event,
+        timeout: Duration,
+        stamp: Option<ClusterStamp>,
+    ) -> Option<u64> {
+        let mut guard = lock(&self.inner.sender);
+        let (sender, next) = guard.as_mut()?;
+        let seq = *next;
+        // Fails only once the writer is gone (if it panicked).
+        sender
+            .send(Command::Append(seq, event.clone(), timeout, stamp))
+            .ok()?;
+        *next += 1;
+        Some(seq)
     }
 
     /// Queues a snapshot of the clients online now, with their exact `last_seen` (at a clean
@@ -160,7 +182,7 @@ impl Journal {
     /// Writes and syncs what is queued, then stops the writer and releases the directory.
     /// Later appends are dropped.
     pub async fn close(&self) {
-        let Some(sender) = lock(&self.inner.sender).take() else {
+        let Some((sender, _)) = lock(&self.inner.sender).take() else {
             return;
         };
         let (done, finished) = mpsc::channel();
@@ -177,7 +199,7 @@ impl Journal {
     }
 
     fn send(&self, command: Command) {
-        if let Some(sender) = lock(&self.inner.sender).as_ref() {
+        if let Some((sender, _)) = lock(&self.inner.sender).as_ref() {
             // Fails only once the writer is gone (after `close`, or if it panicked).
             let _ = sender.send(command);
         }
@@ -240,7 +262,10 @@ impl Writer {
             let mut closed = None;
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append(event, timeout) => self.push(&event, timeout),
+                    Command::Append(seq, event, timeout, stamp) => {
+                        self.next_seq = seq;
+                        self.push(&event, timeout, stamp);
+                    }
                     Command::Snapshot(clients) => {
                         self.flush();
                         self.online = clients.into_iter().map(|c| (c.proj.clone(), c)).collect();
@@ -269,8 +294,8 @@ impl Writer {
         self.sync();
     }
 
-    fn push(&mut self, event: &Event, timeout: Duration) {
-        let record = LogRecord::from_event(self.next_seq, event, timeout);
+    fn push(&mut self, event: &Event, timeout: Duration, stamp: Option<ClusterStamp>) {
+        let record = LogRecord::stamped(self.next_seq, event, timeout, stamp);
         self.next_seq += 1;
         match event {
             Event::Online { proj, addr, at } => {
@@ -534,7 +559,7 @@ mod tests {
             last_error_log: None,
             errors_unlogged: 0,
         };
-        writer.push(&online("LOST"), Duration::from_secs(1));
+        writer.push(&online("LOST"), Duration::from_secs(1), None);
         writer.flush();
         assert_eq!(metrics.storage_errors(), 1);
         assert!(writer.file.is_none(), "a failed segment is not appended to");
@@ -544,7 +569,7 @@ mod tests {
 
         // The next batch goes to a fresh segment, whose snapshot still has LOST (it is online:
         // the registry announced it), then the event itself.
-        writer.push(&online("NEXT"), Duration::from_secs(1));
+        writer.push(&online("NEXT"), Duration::from_secs(1), None);
         writer.flush();
         assert_eq!(metrics.storage_errors(), 1);
         let segments = Segment::list(dir.path()).unwrap();

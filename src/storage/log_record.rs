@@ -39,6 +39,9 @@ pub enum LogRecord {
         at: SystemTime,
         /// Its watchdog timeout.
         timeout_ms: u64,
+        /// In cluster mode: the claim's fencing token and the node incarnation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<ClusterStamp>,
     },
     /// A client went offline.
     Offline {
@@ -62,6 +65,10 @@ pub enum LogRecord {
             deserialize_with = "deserialize_rfc3339"
         )]
         at: SystemTime,
+        /// In cluster mode: the fencing token of the claim it ends, the node incarnation, and
+        /// the lost node of an adopted client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<ClusterStamp>,
     },
     /// A snapshot of `clients` online clients begins.
     Snapshot {
@@ -92,10 +99,34 @@ pub enum LogRecord {
     },
 }
 
+/// What cluster mode adds to a transition in the log, which is then its durable outbox: enough
+/// to publish it to Redis after an outage, or after a restart, exactly as it was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStamp {
+    /// The fencing token of the claim.
+    pub token: String,
+    /// The node incarnation that decided it.
+    pub node: String,
+    /// For an adopted client's offline: the node it was lost with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_node: Option<String>,
+}
+
 impl LogRecord {
     /// The record of `event`, numbered `seq`. `timeout` is the client's watchdog timeout
     /// (needed for `online`).
     pub fn from_event(seq: u64, event: &Event, timeout: Duration) -> Self {
+        Self::stamped(seq, event, timeout, None)
+    }
+
+    /// [`LogRecord::from_event`] with a cluster stamp.
+    pub fn stamped(
+        seq: u64,
+        event: &Event,
+        timeout: Duration,
+        cluster: Option<ClusterStamp>,
+    ) -> Self {
         match event.clone() {
             Event::Online { proj, addr, at } => LogRecord::Online {
                 seq,
@@ -103,6 +134,7 @@ impl LogRecord {
                 addr,
                 at,
                 timeout_ms: millis(timeout),
+                cluster,
             },
             Event::Offline {
                 proj,
@@ -117,7 +149,26 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
+                cluster,
             },
+        }
+    }
+
+    /// The cluster stamp of an event record, if it has one.
+    pub fn cluster(&self) -> Option<&ClusterStamp> {
+        match self {
+            LogRecord::Online { cluster, .. } | LogRecord::Offline { cluster, .. } => {
+                cluster.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The client's timeout, for an `online` record.
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            LogRecord::Online { timeout_ms, .. } => Some(Duration::from_millis(*timeout_ms)),
+            _ => None,
         }
     }
 
@@ -146,6 +197,7 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
+                ..
             } => Some((
                 seq,
                 Event::Offline {
@@ -194,6 +246,31 @@ mod tests {
         let back: LogRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(back, record);
         assert_eq!(back.to_event(), Some((7, online)));
+    }
+
+    #[test]
+    fn a_cluster_stamp_round_trips_and_is_absent_in_single_node_mode() {
+        let offline = Event::Offline {
+            proj: Proj::new("P-1").unwrap(),
+            reason: OfflineReason::Timeout,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            last_seen: at(1_000),
+            at: at(2_000),
+        };
+        let stamp = ClusterStamp {
+            token: "t1".into(),
+            node: "n1-ab".into(),
+            lost_node: Some("n2".into()),
+        };
+        let record = LogRecord::stamped(9, &offline, Duration::ZERO, Some(stamp.clone()));
+        let mut line = Vec::new();
+        record.write_line(&mut line);
+        let back: LogRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back.cluster(), Some(&stamp));
+        assert_eq!(back.to_event(), Some((9, offline.clone())));
+        let mut plain = Vec::new();
+        LogRecord::from_event(9, &offline, Duration::ZERO).write_line(&mut plain);
+        assert!(!std::str::from_utf8(&plain).unwrap().contains("cluster"));
     }
 
     #[test]

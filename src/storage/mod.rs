@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 pub use fsync_policy::FsyncPolicy;
 pub use journal::Journal;
-pub use log_record::LogRecord;
+pub use log_record::{ClusterStamp, LogRecord};
 pub use recovery::{recover, Recovered, RecoveredClient};
 pub use segment::{BadLine, Segment};
 pub use tail::{LogTail, TailBatch};

@@ -148,6 +148,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
             timeout_ms: 1000 * seq,
+            cluster: None,
         }
     }
 
@@ -159,6 +160,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             last_seen: SystemTime::UNIX_EPOCH,
             at: SystemTime::UNIX_EPOCH,
+            cluster: None,
         }
     }
 
