@@ -260,6 +260,14 @@ impl Store {
         self.bounded(what, invocation.invoke_async(&mut conn)).await
     }
 
+    /// A round trip (connecting again if needed).
+    pub async fn ping(&self) -> Result<(), ClusterError> {
+        let mut conn = self.conn.clone();
+        self.bounded("ping", redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(drop)
+    }
+
     /// A new incarnation `id` of node `name` joins; answers the id of the earlier incarnation
     /// of the same name it replaced (declared dead), if one was alive.
     pub async fn register(

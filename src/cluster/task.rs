@@ -190,6 +190,7 @@ impl ClusterTask {
         let mut retry_at: Option<Instant> = None;
         let mut backoff = self.settings.renew_interval / 10;
         let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut failing = false;
         loop {
             self.shared.outbox.store(self.outbox.len(), Ordering::Relaxed);
             if self.outbox.is_empty() {
@@ -216,9 +217,26 @@ impl ClusterTask {
                 _ = tick.tick() => self.round().await,
                 _ = tokio::time::sleep_until(retry), if retry_at.is_some() => retry_at = None,
                 _ = std::future::ready(()), if ready => {
-                    match self.publish_once().await {
-                        Ok(()) => backoff = self.settings.renew_interval / 10,
+                    // After a failure, a PING first: a claim's age is taken when its batch is
+                    // built, so the batch must not then wait in a reconnect (it would look
+                    // younger than it is to Redis, and could win against a later claim).
+                    let probe = if failing { self.store.ping().await } else { Ok(()) };
+                    match probe {
+                        Ok(()) => {}
                         Err(e) => {
+                            self.failed(&e);
+                            retry_at = Some(crate::clock::now() + backoff);
+                            backoff = (backoff * 2).min(self.settings.renew_interval);
+                            continue;
+                        }
+                    }
+                    match self.publish_once().await {
+                        Ok(()) => {
+                            backoff = self.settings.renew_interval / 10;
+                            failing = false;
+                        }
+                        Err(e) => {
+                            failing = true;
                             self.failed(&e);
                             retry_at = Some(crate::clock::now() + backoff);
                             backoff = (backoff * 2).min(self.settings.renew_interval);

@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod redis;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader as StdBufReader};
