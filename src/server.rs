@@ -203,12 +203,13 @@ impl Builder {
                 .map(Arc::from),
         };
 
-        let listener =
-            transport::bind(config.listen, config.backlog, config.reuse_port).map_err(|source| StartError::Bind {
+        let listener = transport::bind(config.listen, config.backlog, config.reuse_port).map_err(
+            |source| StartError::Bind {
                 what: "heartbeats",
                 addr: config.listen,
                 source,
-            })?;
+            },
+        )?;
         let tcp_addr = listener.local_addr().map_err(|source| StartError::Bind {
             what: "heartbeats",
             addr: config.listen,

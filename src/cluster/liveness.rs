@@ -59,10 +59,17 @@ impl PeerWatch {
             match mark {
                 PeerMark::Counter(counter) => {
                     self.ending.remove(id);
-                    let seen = self.peers.entry(id.clone()).or_insert_with(|| Seen {
-                        counter: counter.clone(),
-                        unchanged: 0,
-                    });
+                    let Some(seen) = self.peers.get_mut(id) else {
+                        // First sighting: round zero.
+                        self.peers.insert(
+                            id.clone(),
+                            Seen {
+                                counter: counter.clone(),
+                                unchanged: 0,
+                            },
+                        );
+                        continue;
+                    };
                     if &seen.counter == counter {
                         seen.unchanged += 1;
                     } else {
@@ -119,7 +126,10 @@ mod tests {
     #[test]
     fn a_peer_is_declared_after_exactly_dead_rounds_without_a_change() {
         let mut watch = PeerWatch::new(3);
-        assert_eq!(watch.round("me", &marks(&[("me", "1"), ("p", "7")])), Verdict::default());
+        assert_eq!(
+            watch.round("me", &marks(&[("me", "1"), ("p", "7")])),
+            Verdict::default()
+        );
         for _ in 0..2 {
             assert!(watch.round("me", &marks(&[("p", "7")])).declare.is_empty());
         }
@@ -152,7 +162,10 @@ mod tests {
     fn this_node_is_never_its_own_peer() {
         let mut watch = PeerWatch::new(1);
         for _ in 0..3 {
-            assert_eq!(watch.round("me", &marks(&[("me", "1")])), Verdict::default());
+            assert_eq!(
+                watch.round("me", &marks(&[("me", "1")])),
+                Verdict::default()
+            );
         }
     }
 }

@@ -44,6 +44,7 @@ mod stream;
 mod task;
 mod token;
 mod transition;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -67,6 +68,8 @@ use outbox::{Outbox, Pending};
 use store::Store;
 use task::{ClusterTask, Input, Settings, Shared};
 
+use crate::metrics::Metrics;
+use crate::notify::{NotifyConfig, Sender};
 use crate::protocol::Proj;
 use crate::storage::{ClusterStamp, Journal};
 
@@ -84,6 +87,9 @@ pub struct ClusterOptions {
     /// opened, and given to it as a hold). Without it, transitions decided while Redis is down
     /// survive the outage but not a crash of the node.
     pub journal: Option<(Journal, OutboxCursor)>,
+    /// Webhooks (`[notify]`), delivered through consumer groups on the event stream, and the
+    /// metrics their deliveries are counted in.
+    pub webhooks: Option<(NotifyConfig, Arc<Metrics>)>,
 }
 
 /// The feeds a node reads from the cluster.
@@ -169,6 +175,20 @@ impl Cluster {
             .set_connection_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
+        let tls = match &options.webhooks {
+            Some((notify, _)) => {
+                crate::notify::tls_for(notify).map_err(|e| ClusterError::Unexpected {
+                    what: "webhooks",
+                    detail: e.to_string(),
+                })?
+            }
+            None => None,
+        };
+        let webhooks = options.webhooks;
+        let min_idle = webhooks
+            .as_ref()
+            .map(|(notify, _)| webhooks::min_idle(config.dead_after, notify.timeout));
+        let node = name.clone();
         let arbiter = Arbiter::new();
         let (ready, store) = oneshot::channel();
         let task_inputs = inputs.clone();
@@ -177,8 +197,7 @@ impl Cluster {
         let started = arbiter.spawn_fn(move || {
             actix_rt::spawn(async move {
                 let manager =
-                    match ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-                    {
+                    match ConnectionManager::new_lazy_with_config(client.clone(), manager_config) {
                         Ok(manager) => manager,
                         Err(e) => {
                             let _ = ready.send(Err(ClusterError::Redis(e)));
@@ -194,6 +213,24 @@ impl Cluster {
                     task_inputs,
                     timeout,
                 ));
+                if let (Some((notify, metrics)), Some(min_idle)) = (webhooks, min_idle) {
+                    for hook in &notify.webhook {
+                        let consumer = webhooks::Consumer {
+                            client: client.clone(),
+                            store: store.clone(),
+                            keys: keys.clone(),
+                            sender: Sender::new(
+                                hook.clone(),
+                                &notify,
+                                tls.clone(),
+                                metrics.clone(),
+                            ),
+                            node: node.clone(),
+                            min_idle,
+                        };
+                        actix_rt::spawn(consumer.run());
+                    }
+                }
                 actix_rt::spawn(stream::tail(client, keys, None, task_events, timeout));
                 ClusterTask::new(
                     store,
@@ -405,7 +442,9 @@ fn op_timeout(dead_after: Duration) -> Duration {
 /// The URL without its password, for the log.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
         _ => url.to_string(),
     }
 }

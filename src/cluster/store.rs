@@ -208,7 +208,8 @@ pub(crate) fn from_ms(ms: u64) -> SystemTime {
 }
 
 fn parse_ms(s: Option<&String>) -> Option<u64> {
-    s.and_then(|s| s.parse::<f64>().ok()).map(|f| f.max(0.0) as u64)
+    s.and_then(|s| s.parse::<f64>().ok())
+        .map(|f| f.max(0.0) as u64)
 }
 
 impl Store {
@@ -353,9 +354,7 @@ impl Store {
             args.push(item.addr.clone().into());
             args.push(item.json.clone().into());
         }
-        let reply: Vec<String> = self
-            .script("publish", &self.scripts.publish, args)
-            .await?;
+        let reply: Vec<String> = self.script("publish", &self.scripts.publish, args).await?;
         if reply.first().map(String::as_str) == Some("node fenced") {
             return Ok(None);
         }
@@ -538,9 +537,7 @@ impl Store {
         for proj in &projs {
             pipe.cmd("HMGET")
                 .arg(self.keys.client(proj))
-                .arg(&[
-                    "state", "node", "seen", "since", "timeout", "addr", "mode",
-                ]);
+                .arg(&["state", "node", "seen", "since", "timeout", "addr", "mode"]);
         }
         let mut conn = self.conn.clone();
         let rows: Vec<Vec<Option<String>>> =
@@ -575,8 +572,9 @@ impl Store {
     /// Every node by name, with its current incarnation's state and client count.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
         let mut conn = self.conn.clone();
-        let names: Vec<(String, String)> =
-            self.bounded("nodes", conn.hgetall(&self.keys.nodes)).await?;
+        let names: Vec<(String, String)> = self
+            .bounded("nodes", conn.hgetall(&self.keys.nodes))
+            .await?;
         let mut names = names;
         names.sort();
         let mut pipe = redis::pipe();
@@ -627,7 +625,11 @@ impl Store {
                 conn.xrange_count(&self.keys.events, format!("({after}"), "+", count),
             )
             .await?;
-        Ok(reply.ids.iter().filter_map(StreamEvent::from_entry).collect())
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(StreamEvent::from_entry)
+            .collect())
     }
 
     /// The id of the newest event, `0-0` if none.
@@ -648,7 +650,9 @@ impl Store {
     /// The clients incarnation `id` owns, as far as Redis knows, with their tokens and modes.
     pub async fn owned(&self, id: &str) -> Result<Vec<(String, Option<String>)>, ClusterError> {
         let mut conn = self.conn.clone();
-        let projs: Vec<String> = self.bounded("owned", conn.smembers(self.keys.own(id))).await?;
+        let projs: Vec<String> = self
+            .bounded("owned", conn.smembers(self.keys.own(id)))
+            .await?;
         if projs.is_empty() {
             return Ok(Vec::new());
         }

@@ -50,7 +50,12 @@ pub(crate) async fn tail(
         };
         if after.is_none() {
             let mut newest = redis::cmd("XREVRANGE");
-            newest.arg(&keys.events).arg("+").arg("-").arg("COUNT").arg(1);
+            newest
+                .arg(&keys.events)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
             let newest = newest.query_async::<redis::streams::StreamRangeReply>(&mut conn);
             match tokio::time::timeout(timeout, newest).await {
                 Ok(Ok(reply)) => {

@@ -58,7 +58,10 @@ pub(crate) enum Input {
         seen: SystemTime,
     },
     /// From the control channel: another node claimed `proj` from this one.
-    Evicted { proj: Proj, token: ClaimToken },
+    Evicted {
+        proj: Proj,
+        token: ClaimToken,
+    },
     Leave {
         clients: Vec<(Proj, ClaimToken, SystemTime)>,
         done: oneshot::Sender<Result<(), ClusterError>>,
@@ -192,7 +195,9 @@ impl ClusterTask {
         let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
         let mut failing = false;
         loop {
-            self.shared.outbox.store(self.outbox.len(), Ordering::Relaxed);
+            self.shared
+                .outbox
+                .store(self.outbox.len(), Ordering::Relaxed);
             if self.outbox.is_empty() {
                 for waiter in flushed.drain(..) {
                     let _ = waiter.send(());
@@ -314,7 +319,10 @@ impl ClusterTask {
 
     /// Counts a Redis failure and logs it, at most once per [`ERROR_LOG_EVERY`].
     fn failed(&mut self, e: &ClusterError) {
-        self.shared.stats.redis_errors.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .redis_errors
+            .fetch_add(1, Ordering::Relaxed);
         let mut since = self
             .shared
             .failing_since

@@ -203,7 +203,10 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     validate_storage(config)?;
     validate_notify(config)?;
-    config.cluster.check().map_err(|(key, problem)| value(key, problem))?;
+    config
+        .cluster
+        .check()
+        .map_err(|(key, problem)| value(key, problem))?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
     // with a configuration error instead of refusing every client.
     Authenticator::from_config(&config.auth, None)?;
