@@ -460,3 +460,94 @@ async fn a_long_timeout_is_bounded_by_its_last_checkpoint() {
     assert_eq!(beat_ms(deadline), beat_ms(beat + timeout + timeout / 4));
     n2.stop().await;
 }
+
+#[actix_rt::test]
+async fn the_outbox_survives_an_outage_and_a_restart_and_its_replay_is_idempotent() {
+    use heartwatch::cluster::OutboxCursor;
+    use heartwatch::metrics::Metrics;
+    use heartwatch::storage::Journal;
+    use std::sync::Arc;
+
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let proxy = CutProxy::start(redis.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = heartwatch::Config::default().storage;
+    storage.path = dir.path().to_path_buf();
+    storage.fsync = heartwatch::config::FsyncPolicy::Always;
+    let start = |url: String| {
+        let storage = storage.clone();
+        async move {
+            let cursor = OutboxCursor::prepare(&storage.path).unwrap();
+            let (journal, _) =
+                Journal::open(&storage, Arc::new(Metrics::new()), vec![cursor.hold()]).unwrap();
+            let (cluster, feeds) = Cluster::start(
+                &config(&url, "n1"),
+                ClusterOptions {
+                    listen: addr(),
+                    http: None,
+                    journal: Some((journal.clone(), cursor)),
+                    webhooks: None,
+                },
+            )
+            .await
+            .unwrap();
+            (cluster, feeds, journal)
+        }
+    };
+
+    let (n1, _f1, journal) = start(proxy.url()).await;
+    joined(&n1, &["n1"]).await;
+    let (a, ta) = claim("A", Duration::from_secs(30));
+    n1.transition(a);
+    n1.flushed().await;
+    // Redis unreachable: two transitions are decided, then the node crashes before it can
+    // publish them (its task stops; what it wrote to the log stays).
+    proxy.cut();
+    n1.transition(offline("A", &ta, None));
+    let (b, _) = claim("B", Duration::from_secs(30));
+    n1.transition(b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(n1.pending(), 2);
+    n1.stop().await;
+    journal.close().await;
+    proxy.restore();
+    // As if the last publish had succeeded without its cursor being written: replay from the
+    // start of the log (the claim of A was already applied).
+    std::fs::write(dir.path().join("cluster.cursor"), "0\n").unwrap();
+
+    let (n1, mut f1, journal) = start(redis.url()).await;
+    n1.flushed().await;
+    let evs = events(&n1).await;
+    let seen: Vec<(String, String)> = evs
+        .iter()
+        .map(|e| (e.kind.clone(), e.proj.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("online".to_string(), "A".to_string()),
+            ("offline".into(), "A".into()),
+            ("online".into(), "B".into()),
+        ]
+    );
+    // The previous incarnation of n1 is taken over by the new one: B (still online, its
+    // connection gone with the crash) is adopted here with a capped deadline.
+    let Command::Adopt {
+        proj: p, lost_node, ..
+    } = next_command(&mut f1, Duration::from_secs(3)).await
+    else {
+        panic!("expected an adoption");
+    };
+    assert_eq!((p.as_str(), lost_node.as_str()), ("B", "n1"));
+    // Published: the cursor is at the end of the log.
+    let cursor: u64 = std::fs::read_to_string(dir.path().join("cluster.cursor"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(cursor, 3);
+    n1.stop().await;
+    journal.close().await;
+}
