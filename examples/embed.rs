@@ -51,7 +51,8 @@ async fn whois(frame: CustomFrame, ctx: HandlerContext) -> HandlerReply {
         .parse()
         .map_err(|e| HandlerError::new(format!("whois needs a proj: {e}")))?;
     let proj = Proj::new(&ask.proj).map_err(|e| HandlerError::new(e.to_string()))?;
-    let reply = match ctx.registry.get(proj.clone()).await {
+    // Through the context: refused unless this connection's token covers `proj`.
+    let reply = match ctx.client(proj.clone()).await? {
         Some(client) => json!({ "proj": proj, "online": true, "client": client }),
         None => json!({ "proj": proj, "online": false }),
     };

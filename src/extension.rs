@@ -9,7 +9,8 @@
 //!     struct Ask { proj: String }
 //!     let ask: Ask = frame.parse().map_err(|e| HandlerError::new(e.to_string()))?;
 //!     let proj = ask.proj.parse().map_err(|e: heartwatch::protocol::ProjError| HandlerError::new(e.to_string()))?;
-//!     let online = ctx.registry.get(proj).await.is_some();
+//!     // Refused unless this connection's tokens cover `proj`.
+//!     let online = ctx.client(proj).await?.is_some();
 //!     let Value::Object(reply) = json!({ "online": online }) else { unreachable!() };
 //!     Ok(reply)
 //! }
@@ -24,8 +25,9 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::protocol::BUILTIN_TYPES;
-use crate::supervision::RegistryHandle;
+use crate::auth::Grant;
+use crate::protocol::{Proj, BUILTIN_TYPES};
+use crate::supervision::{ClientInfo, Heartbeats};
 
 /// A frame whose `type` has a registered handler.
 #[derive(Debug, Clone)]
@@ -45,11 +47,58 @@ impl CustomFrame {
     }
 }
 
-/// What a handler can reach.
+/// What a handler can reach: the clients its connection may act on.
+///
+/// With protocol authentication on, a connection's tokens cover some `proj`s only; a handler
+/// that takes a `proj` from its frame acts on it through this context, which refuses a `proj`
+/// the connection could not beat for itself. (An application that means to give a handler
+/// more can capture its own [`crate::RegistryHandle`] in the handler's closure.)
 #[derive(Clone)]
 pub struct HandlerContext {
-    /// The registry, to look clients up or act on them.
-    pub registry: RegistryHandle,
+    heartbeats: Heartbeats,
+    grant: Grant,
+}
+
+impl HandlerContext {
+    pub(crate) fn new(heartbeats: Heartbeats, grant: Grant) -> Self {
+        Self { heartbeats, grant }
+    }
+
+    /// `Ok` if this connection may act on `proj`, else the error to answer with.
+    pub fn authorize(&self, proj: &Proj) -> Result<(), HandlerError> {
+        if self.grant.covers(proj.as_str()) {
+            Ok(())
+        } else {
+            Err(HandlerError::new(format!(
+                "this connection's token is not valid for proj {:?}",
+                proj.as_str()
+            )))
+        }
+    }
+
+    /// The record of `proj` if it is online, once authorized.
+    pub async fn client(&self, proj: Proj) -> Result<Option<ClientInfo>, HandlerError> {
+        self.authorize(&proj)?;
+        self.heartbeats
+            .registry()
+            .get(proj)
+            .await
+            .map_err(|e| HandlerError::new(e.to_string()))
+    }
+
+    /// Takes `proj` offline now, once authorized; answers whether it was online.
+    pub async fn offline(&self, proj: Proj) -> Result<bool, HandlerError> {
+        self.authorize(&proj)?;
+        self.heartbeats
+            .offline(proj)
+            .await
+            .map_err(|e| HandlerError::new(e.to_string()))
+    }
+
+    /// What this connection's tokens allow.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
 }
 
 /// A handler failed; the client gets error `handler_error` with this message.

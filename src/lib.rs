@@ -60,6 +60,7 @@ pub mod events;
 pub mod extension;
 pub mod hangup;
 pub mod http;
+pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
@@ -70,8 +71,10 @@ pub mod shutdown;
 pub mod storage;
 pub mod supervision;
 pub mod tls;
-pub mod transport;
 
 pub use config::{Config, ConfigError, ConfigLoader};
 pub use events::{Event, EventBus, OfflineReason};
 pub use server::{Builder, Running, StartError};
+pub use supervision::{
+    BeatAck, BeatError, ClientInfo, ClientState, Heartbeat, Heartbeats, RegistryHandle, Unavailable,
+};

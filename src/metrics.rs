@@ -17,9 +17,9 @@ use prometheus_client::registry::Registry;
 
 use crate::auth::ReloadOutcome;
 use crate::events::OfflineReason;
+pub use crate::ingest::tcp::CloseReason;
 use crate::process_stats::ProcessStats;
 use crate::protocol::ErrorCode;
-use crate::transport::CloseReason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -53,6 +53,7 @@ pub struct Metrics {
     webhook_lost: Counter,
     auth_reloads: Labelled<ReloadOutcome>,
     tls_reloads: Labelled<ReloadOutcome>,
+    watchdogs_lost: Counter,
 }
 
 impl Default for Metrics {
@@ -157,8 +158,15 @@ impl Metrics {
             &ReloadOutcome::ALL,
             |r| ResultLabel { result: r.as_str() },
         );
+        let watchdogs_lost = Counter::default();
+        registry.register(
+            "heartwatch_watchdogs_lost",
+            "Client actors dropped with their arbiter while watching a client (an application stopped the arbiter); each client was watched again",
+            watchdogs_lost.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
+            watchdogs_lost,
             storage_errors,
             storage_syncs,
             webhook_deliveries,
@@ -205,6 +213,13 @@ impl Metrics {
     }
     pub(crate) fn registry_running(&self, running: bool) {
         self.registry_running.set(i64::from(running));
+    }
+    pub(crate) fn watchdog_lost(&self) {
+        self.watchdogs_lost.inc();
+    }
+    /// Client actors lost with their arbiter so far.
+    pub fn watchdogs_lost(&self) -> u64 {
+        self.watchdogs_lost.get()
     }
     pub(crate) fn frame_error(&self, code: ErrorCode) {
         self.frame_errors.inc(code);

@@ -4,22 +4,22 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use actix::{Actor, Arbiter, Recipient, System};
+use actix::{Arbiter, Recipient, System};
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
 use crate::config::{AuthConfig, ServerConfig, SessionConfig};
-use crate::events::{Event, EventBus, LogSink};
+use crate::events::{Event, EventBus, LogSink, Pipeline, Sink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
+use crate::ingest::tcp::{self, TcpServices, TlsAcceptor};
 use crate::metrics::Metrics;
 use crate::notify::{self, NotifyConfig};
-use crate::storage::{Journal, StorageConfig, StorageError};
-use crate::supervision::RegistryHandle;
+use crate::storage::{Journal, RecoveredClient, StorageConfig, StorageError};
+use crate::supervision::{self, Heartbeats, RegistryHandle};
 use crate::tls::{ServerTls, TlsError};
-use crate::transport::{self, SessionServices, TlsAcceptor};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,7 @@ pub struct Builder {
     notify: Option<NotifyConfig>,
     handlers: Vec<(String, Arc<dyn FrameHandler>)>,
     subscribers: Vec<Recipient<Event>>,
+    sinks: Vec<Box<dyn Sink>>,
     http: bool,
     log_events: bool,
     tls: Option<ServerTls>,
@@ -85,6 +86,7 @@ impl Builder {
             notify: None,
             handlers: Vec::new(),
             subscribers: Vec::new(),
+            sinks: Vec::new(),
             http: true,
             log_events: true,
             tls: None,
@@ -138,6 +140,13 @@ impl Builder {
         self
     }
 
+    /// Sends every transition to `sink`, after the built-in sinks (the event log, the log,
+    /// the event stream, the subscribers), in the registry's order. See [`Sink`].
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
     /// Whether to serve the HTTP API on `server.http` (default yes). Without it, mount
     /// [`http::configure`] with [`Running::api_state`] into your own actix-web `App`.
     pub fn http(mut self, enabled: bool) -> Self {
@@ -159,43 +168,37 @@ impl Builder {
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
+        let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
+        let storage = open_storage(self.storage.as_ref(), self.notify.as_ref(), &metrics)?;
+
+        // Every transition goes through these sinks, in this order: the durable log first.
         let events = EventBus::new();
         for subscriber in self.subscribers {
             events.subscribe(subscriber);
         }
-        if self.log_events {
-            events.subscribe(LogSink.start().recipient());
-        }
-        let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
         let (hub, stream_sender) = SseHub::new();
-        events.subscribe(hub.start().recipient());
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if let Some(journal) = &storage.journal {
+            sinks.push(Box::new(journal.clone()));
+        }
+        if self.log_events {
+            sinks.push(Box::new(LogSink));
+        }
+        sinks.push(Box::new(hub));
+        sinks.push(Box::new(events.clone()));
+        sinks.extend(self.sinks);
+        let pipeline = Pipeline::new(storage.last_seq, sinks);
 
-        let (journal, recovered, webhooks) = match &self.storage {
-            Some(storage) => {
-                let webhooks = match &self.notify {
-                    Some(notify) => Some(
-                        notify::Webhooks::prepare(notify, &storage.path)
-                            .map_err(StartError::Webhook)?,
-                    ),
-                    None => None,
-                };
-                let holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
-                let (journal, recovered) = Journal::open(storage, metrics.clone(), holds)?;
-                (Some(journal), recovered.clients, webhooks)
-            }
-            None => (None, Vec::new(), None),
-        };
-        let registry = RegistryHandle::with_journal(
+        let heartbeats = supervision::start(
             Arbiter::current(),
             config.timeout_policy(),
             config.max_clients,
-            events.clone(),
+            pipeline,
             metrics.clone(),
-            journal.clone(),
         );
-        registry.recover(recovered);
+        heartbeats.registry().recover(storage.recovered);
         let api = ApiState {
-            registry: registry.clone(),
+            registry: heartbeats.registry().clone(),
             metrics: metrics.clone(),
             events: stream_sender,
             token: Some(self.auth.http_token)
@@ -203,50 +206,34 @@ impl Builder {
                 .map(Arc::from),
         };
 
-        let listener = transport::bind(config.listen, config.backlog, config.reuse_port).map_err(
-            |source| StartError::Bind {
-                what: "heartbeats",
-                addr: config.listen,
-                source,
-            },
-        )?;
+        let listener =
+            tcp::bind(config.listen, config.backlog, config.reuse_port).map_err(|source| {
+                StartError::Bind {
+                    what: "heartbeats",
+                    addr: config.listen,
+                    source,
+                }
+            })?;
         let tcp_addr = listener.local_addr().map_err(|source| StartError::Bind {
             what: "heartbeats",
             addr: config.listen,
             source,
         })?;
-
         let (http_handle, http_addr) = if self.http {
-            let (server, handle, addr) = http::start(
-                config.http,
-                config.http_workers,
-                api.clone(),
-                self.tls.as_ref(),
-            )
-            .map_err(|source| StartError::Bind {
-                what: "HTTP API",
-                addr: config.http,
-                source,
-            })?;
-            actix_rt::spawn(server);
+            let (handle, addr) = start_http(&config, api.clone(), self.tls.as_ref())?;
             (Some(handle), Some(addr))
         } else {
             (None, None)
         };
-
-        let webhooks = match (&journal, webhooks, &self.notify) {
-            (Some(journal), Some(webhooks), Some(notify)) => webhooks
-                .spawn(notify, journal, &metrics)
-                .map_err(StartError::Webhook)?,
-            (None, _, Some(notify)) if !notify.webhook.is_empty() => {
-                log::warn!("webhooks are off: they are delivered from the event log (storage)");
-                Vec::new()
-            }
-            _ => Vec::new(),
-        };
+        let webhooks = start_webhooks(
+            storage.webhooks,
+            storage.journal.as_ref(),
+            self.notify.as_ref(),
+            &metrics,
+        )?;
         let arbiters: Vec<Arbiter> = (0..config.worker_count()).map(|_| Arbiter::new()).collect();
-        let services = Arc::new(SessionServices {
-            registry: registry.clone(),
+        let services = Arc::new(TcpServices {
+            heartbeats: heartbeats.clone(),
             handlers,
             metrics: metrics.clone(),
             max_frame_bytes: config.max_frame_bytes,
@@ -260,44 +247,23 @@ impl Builder {
                 handshake_timeout: tls.handshake_timeout,
             }),
         });
-        let accept = actix_rt::spawn(transport::accept_loop(
+        let accept = actix_rt::spawn(tcp::accept_loop(
             listener,
             arbiters.iter().map(Arbiter::handle).collect(),
             services,
         ));
-        let scheme = if self.tls.is_some() {
-            log::info!("TLS on for the heartbeat listener and the HTTP API");
-            "https"
-        } else {
-            "http"
-        };
-        log::info!(
-            "heartwatch listening for heartbeats on {tcp_addr}{}",
-            http_addr.map_or(String::new(), |a| format!(", HTTP API on {scheme}://{a}"))
-        );
-        if let Some(auth) = &auth {
-            let store = auth.current();
-            log::info!(
-                "protocol authentication on: {}{} pattern rules",
-                if store.has_global() {
-                    "a global token and "
-                } else {
-                    ""
-                },
-                store.rules()
-            );
-        }
+        log_started(tcp_addr, http_addr, self.tls.is_some(), auth.as_deref());
         Ok(Running {
             tcp_addr,
             http_addr,
-            registry,
+            heartbeats,
             events,
             metrics,
             api,
             accept,
             http: http_handle,
             arbiters,
-            journal,
+            journal: storage.journal,
             webhooks,
             auth,
             tls: self.tls,
@@ -305,11 +271,114 @@ impl Builder {
     }
 }
 
+/// The event log and the webhooks that read it, opened; or nothing, without `[storage]`.
+#[derive(Default)]
+struct Storage {
+    journal: Option<Journal>,
+    /// The clients online when the log ends, to watch again.
+    recovered: Vec<RecoveredClient>,
+    /// The last event number used.
+    last_seq: u64,
+    webhooks: Option<notify::Webhooks>,
+}
+
+/// Opens the event log (after reading the webhooks' cursors, which hold its old segments).
+fn open_storage(
+    storage: Option<&StorageConfig>,
+    notify: Option<&NotifyConfig>,
+    metrics: &Arc<Metrics>,
+) -> Result<Storage, StartError> {
+    let Some(storage) = storage else {
+        return Ok(Storage::default());
+    };
+    let webhooks = match notify {
+        Some(notify) => {
+            Some(notify::Webhooks::prepare(notify, &storage.path).map_err(StartError::Webhook)?)
+        }
+        None => None,
+    };
+    let holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
+    let (journal, recovered) = Journal::open(storage, metrics.clone(), holds)?;
+    Ok(Storage {
+        journal: Some(journal),
+        recovered: recovered.clients,
+        last_seq: recovered.last_seq,
+        webhooks,
+    })
+}
+
+/// Serves the HTTP API on `server.http`.
+fn start_http(
+    config: &ServerConfig,
+    api: ApiState,
+    tls: Option<&ServerTls>,
+) -> Result<(ServerHandle, SocketAddr), StartError> {
+    let (server, handle, addr) =
+        http::start(config.http, config.http_workers, api, tls).map_err(|source| {
+            StartError::Bind {
+                what: "HTTP API",
+                addr: config.http,
+                source,
+            }
+        })?;
+    actix_rt::spawn(server);
+    Ok((handle, addr))
+}
+
+/// Starts one delivery task per webhook; they follow the event log.
+fn start_webhooks(
+    webhooks: Option<notify::Webhooks>,
+    journal: Option<&Journal>,
+    notify: Option<&NotifyConfig>,
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    match (journal, webhooks, notify) {
+        (Some(journal), Some(webhooks), Some(notify)) => webhooks
+            .spawn(notify, journal, metrics)
+            .map_err(StartError::Webhook),
+        (None, _, Some(notify)) if !notify.webhook.is_empty() => {
+            log::warn!("webhooks are off: they are delivered from the event log (storage)");
+            Ok(Vec::new())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn log_started(
+    tcp_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    tls: bool,
+    auth: Option<&Authenticator>,
+) {
+    let scheme = if tls {
+        log::info!("TLS on for the heartbeat listener and the HTTP API");
+        "https"
+    } else {
+        "http"
+    };
+    log::info!(
+        "heartwatch listening for heartbeats on {tcp_addr}{}",
+        http_addr.map_or(String::new(), |a| format!(", HTTP API on {scheme}://{a}"))
+    );
+    if let Some(auth) = auth {
+        let store = auth.current();
+        log::info!(
+            "protocol authentication on: {}{} pattern rules",
+            if store.has_global() {
+                "a global token and "
+            } else {
+                ""
+            },
+            store.rules()
+        );
+    }
+}
+
 /// A running server. Dropping it leaves it running; call [`Running::stop`] to stop it.
 pub struct Running {
     tcp_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
-    registry: RegistryHandle,
+    heartbeats: Heartbeats,
     events: EventBus,
     metrics: Arc<Metrics>,
     api: ApiState,
@@ -333,12 +402,17 @@ impl Running {
         self.http_addr
     }
 
-    /// The registry: query clients, deliver heartbeats from another transport.
+    /// The registry: query clients.
     pub fn registry(&self) -> &RegistryHandle {
-        &self.registry
+        self.heartbeats.registry()
     }
 
-    /// The event bus: subscribe more recipients at any time.
+    /// Deliver heartbeats and offlines from another transport.
+    pub fn heartbeats(&self) -> &Heartbeats {
+        &self.heartbeats
+    }
+
+    /// The subscribers: subscribe more recipients at any time.
     pub fn events(&self) -> &EventBus {
         &self.events
     }
@@ -398,15 +472,18 @@ impl Running {
         if let Some(http) = self.http {
             http.stop(false).await;
         }
-        // Monitors stop with their arbiters; the registry forgets them without announcing
-        // anything (the clients did not go offline) and refuses later library calls.
-        self.registry.close().await;
+        // The registry forgets its clients without announcing anything (they did not go
+        // offline; the server went away) and refuses later library calls. Its actors stop
+        // with their arbiters.
+        let online = self.heartbeats.registry().close().await;
         // A delivery in flight is cut: its cursor was not advanced, so it is sent again after
         // the next start (at least once).
         for webhook in &self.webhooks {
             webhook.abort();
         }
         if let Some(journal) = &self.journal {
+            // The exact state at the stop, last heartbeats included, for the next start.
+            journal.snapshot(online);
             journal.close().await;
         }
         for arbiter in &self.arbiters {

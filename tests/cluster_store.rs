@@ -497,17 +497,40 @@ async fn the_outbox_survives_an_outage_and_a_restart_and_its_replay_is_idempoten
         }
     };
 
+    // What the server's pipeline does in cluster mode: the event log takes the transition
+    // (numbered, with its stamp), then the cluster.
+    let logged = |journal: &Journal, cluster: &Cluster, seq: u64, t: Transition| {
+        use heartwatch::events::{ClientTimeout, Published, Sink};
+        let (event, timeout) = match &t {
+            Transition::Online { event, timeout, .. } => (
+                event.clone(),
+                Some(ClientTimeout {
+                    timeout: *timeout,
+                    requested: true,
+                }),
+            ),
+            Transition::Offline { event, .. } => (event.clone(), None),
+        };
+        journal.clone().publish(&Published {
+            id: seq,
+            event,
+            timeout,
+            stamp: Some(cluster.stamp(&t)),
+        });
+        cluster.transition_logged(seq, t);
+    };
+
     let (n1, _f1, journal) = start(proxy.url()).await;
     joined(&n1, &["n1"]).await;
     let (a, ta) = claim("A", Duration::from_secs(30));
-    n1.transition(a);
+    logged(&journal, &n1, 1, a);
     n1.flushed().await;
     // Redis unreachable: two transitions are decided, then the node crashes before it can
     // publish them (its task stops; what it wrote to the log stays).
     proxy.cut();
-    n1.transition(offline("A", &ta, None));
+    logged(&journal, &n1, 2, offline("A", &ta, None));
     let (b, _) = claim("B", Duration::from_secs(30));
-    n1.transition(b);
+    logged(&journal, &n1, 3, b);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(n1.pending(), 2);
     n1.stop().await;

@@ -224,3 +224,34 @@ async fn a_clean_stop_keeps_last_seen_and_a_second_server_is_refused() {
     assert_eq!(after["timeout_ms"], 60_000);
     assert_eq!(after["heartbeats"], 0, "no heartbeat since the restart");
 }
+
+/// A client that never asked for a timeout follows the server's default, across a restart
+/// too: the server stops with the client online under a 3 s default and restarts with 2 s.
+/// (Before the fix the client kept 3 s for as long as it stayed online.)
+#[actix_rt::test]
+async fn a_defaulted_timeout_follows_the_default_of_the_restarted_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = storage_env(dir.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut first = BinServer::spawn_with("127.0.0.1:0", &env, &["--timeout", "3s"]);
+    let mut client = Client::connect(first.tcp).await;
+    let ack = client.heartbeat("DEFAULTED").await;
+    assert_eq!(ack["timeout_ms"], 3_000, "{ack}");
+    let ack = client.heartbeat_timeout("ASKED", 3_000).await;
+    assert_eq!(ack["timeout_ms"], 3_000, "{ack}");
+    first.signal("TERM");
+    assert!(first
+        .wait_exit(IO_TIMEOUT)
+        .await
+        .expect("SIGTERM ends it")
+        .success());
+
+    let second = BinServer::spawn_with("127.0.0.1:0", &env, &["--timeout", "2s"]);
+    assert_eq!(second.client_record("DEFAULTED").await["timeout_ms"], 2_000);
+    assert_eq!(second.client_record("ASKED").await["timeout_ms"], 3_000);
+    let mut client = Client::connect(second.tcp).await;
+    let ack = client.heartbeat("DEFAULTED").await;
+    assert_eq!(ack["timeout_ms"], 2_000, "{ack}");
+    let ack = client.heartbeat("ASKED").await;
+    assert_eq!(ack["timeout_ms"], 3_000, "a requested timeout stays: {ack}");
+}

@@ -30,7 +30,7 @@ async fn status(frame: CustomFrame, ctx: HandlerContext) -> HandlerReply {
         .ok_or_else(|| HandlerError::new("proj is missing"))?;
     let proj =
         heartwatch::protocol::Proj::new(proj).map_err(|e| HandlerError::new(e.to_string()))?;
-    let online = ctx.registry.get(proj.clone()).await.is_some();
+    let online = ctx.client(proj.clone()).await?.is_some();
     Ok(object(json!({
         "proj": proj.as_str(),
         "online": online,

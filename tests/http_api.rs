@@ -254,3 +254,40 @@ async fn the_event_stream_delivers_online_then_offline_in_order() {
 
     server.stop().await;
 }
+
+/// An application that mounts the API in its own actix-web server keeps serving it after
+/// heartwatch stopped: queries then answer 503 with a JSON error, not an empty list that
+/// would say nobody is online (before the fix: `200 []` and `404`).
+#[actix_rt::test]
+async fn queries_answer_503_once_the_server_is_stopping() {
+    let running = heartwatch::Builder::new(common::test_config())
+        .http(false)
+        .log_events(false)
+        .start()
+        .await
+        .expect("server starts");
+    let api = running.api_state();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(heartwatch::http::configure(api.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let app_handle = app.handle();
+    actix_rt::spawn(app);
+    let mut client = common::Client::connect(running.tcp_addr()).await;
+    common::assert_ack(&client.heartbeat("P-1").await, "P-1");
+    assert_eq!(http_get(addr, "/api/v1/clients/P-1").await.status, 200);
+
+    running.stop().await;
+    for path in ["/api/v1/clients", "/api/v1/clients/P-1"] {
+        let response = http_get(addr, path).await;
+        assert_eq!(response.status, 503, "{path}: {response:?}");
+        assert_eq!(response.json()["error"], "unavailable", "{path}");
+    }
+    app_handle.stop(false).await;
+}

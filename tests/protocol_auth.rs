@@ -543,3 +543,62 @@ fn no_token_is_ever_printed_with_the_configuration() {
     );
     assert!(debug.contains("A-*"), "patterns are shown: {debug}");
 }
+
+/// `{"type":"whois","proj":P}` answered through the handler context, which checks the
+/// connection's tokens.
+async fn whois(frame: CustomFrame, ctx: HandlerContext) -> HandlerReply {
+    let ask: Value = frame
+        .parse()
+        .map_err(|e| heartwatch::extension::HandlerError::new(e.to_string()))?;
+    let proj = heartwatch::protocol::Proj::new(ask["proj"].as_str().unwrap_or(""))
+        .map_err(|e| heartwatch::extension::HandlerError::new(e.to_string()))?;
+    let online = ctx.client(proj).await?.is_some();
+    let Value::Object(map) = json!({ "online": online }) else {
+        unreachable!()
+    };
+    Ok(map)
+}
+
+/// A token valid only for `A-*` cannot read or act on `B-1` through a custom handler (before
+/// the fix, handlers got the whole registry).
+#[actix_rt::test]
+async fn a_custom_handler_acts_only_on_what_the_connection_token_covers() {
+    let server = TestServer::start_with(
+        Builder::new(test_config())
+            .auth(auth())
+            .handler("whois", whois),
+    )
+    .await;
+    let mut admin = server.client().await;
+    assert_eq!(
+        admin
+            .request(json!({"type":"heartbeat","proj":"B-1","token":GLOBAL}))
+            .await["type"],
+        "ack"
+    );
+
+    let mut scoped = server.client().await;
+    let welcome = scoped
+        .request(json!({"type":"hello","token":A_TOKEN}))
+        .await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let refused = scoped.request(json!({"type":"whois","proj":"B-1"})).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "handler_error", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid for proj"),
+        "{refused}"
+    );
+    // Its own projs, yes; and the connection stays open.
+    let mine = scoped.request(json!({"type":"whois","proj":"A-1"})).await;
+    assert_eq!(mine, json!({"type":"whois","online":false}));
+    // A frame token that covers B-1 opens it for that frame.
+    let with_token = scoped
+        .request(json!({"type":"whois","proj":"B-1","token":GLOBAL}))
+        .await;
+    assert_eq!(with_token, json!({"type":"whois","online":true}));
+    server.stop().await;
+}

@@ -1,18 +1,14 @@
-//! Property test of the monitor/registry state machine, on paused time: for any sequence of
+//! Property test of the client actor/registry state machine, on paused time: for any sequence of
 //! heartbeats (with or without their own timeout), offlines and clock advances, every
 //! client's reported state matches a simple model: online until its last heartbeat plus its
 //! timeout, with the heartbeat count and timeout the protocol promises.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Arbiter;
-use heartwatch::events::EventBus;
-use heartwatch::metrics::Metrics;
 use heartwatch::protocol::Proj;
-use heartwatch::supervision::{BeatRequest, RegistryHandle, TimeoutPolicy};
+use heartwatch::{Builder, Config, Heartbeat};
 use proptest::prelude::*;
 
 const CLIENTS: u8 = 4;
@@ -56,29 +52,31 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     actix_rt::System::new().block_on(async move {
         tokio::time::pause();
         let clock = tokio::time::Instant::now();
-        let policy = TimeoutPolicy {
-            default: Duration::from_millis(DEFAULT_MS),
-            min: Duration::from_millis(MIN_MS),
-            max: Duration::from_millis(MAX_MS),
-        };
-        let registry = RegistryHandle::new(
-            Arbiter::current(),
-            policy,
-            1_000,
-            EventBus::new(),
-            Arc::new(Metrics::new()),
-        );
+        let mut config = Config::default().server;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.timeout = Duration::from_millis(DEFAULT_MS);
+        config.min_timeout = Duration::from_millis(MIN_MS);
+        config.max_timeout = Duration::from_millis(MAX_MS);
+        config.workers = 1;
+        let server = Builder::new(config)
+            .http(false)
+            .log_events(false)
+            .start()
+            .await
+            .expect("server starts");
+        let heartbeats = server.heartbeats().clone();
+        let registry = server.registry().clone();
         let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let mut model: HashMap<u8, Expected> = HashMap::new();
         for op in ops {
             match op {
                 Op::Beat { client, timeout_ms } => {
-                    let request = BeatRequest {
+                    let heartbeat = Heartbeat {
                         proj: proj(client),
                         addr,
                         timeout_ms,
                     };
-                    let delivered = registry.beat(request, None).await.expect("delivered");
+                    let delivered = heartbeats.beat(heartbeat).await.expect("delivered");
                     let asked = timeout_ms.map(|t| Duration::from_millis(t.clamp(MIN_MS, MAX_MS)));
                     let (timeout, heartbeats) = match model.get(&client) {
                         Some(e) => (asked.unwrap_or(e.timeout), e.heartbeats + 1),
@@ -93,14 +91,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.insert(client, expected);
                 }
                 Op::Offline { client } => {
-                    let was_online = registry.leave(proj(client)).await.expect("delivered");
+                    let was_online = heartbeats.offline(proj(client)).await.expect("delivered");
                     prop_assert_eq!(was_online, model.remove(&client).is_some());
                 }
                 Op::Advance { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             }
             let now = clock.elapsed();
             for client in 0..CLIENTS {
-                let reported = registry.get(proj(client)).await;
+                let reported = registry.get(proj(client)).await.expect("registry running");
                 let Some(expected) = model.get(&client).copied() else {
                     prop_assert!(
                         reported.is_none(),
@@ -140,6 +138,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
         }
+        server.stop().await;
         Ok(())
     })
 }

@@ -299,6 +299,7 @@ async fn an_offline_event_is_published_only_once_the_client_is_removed() {
                     .registry()
                     .get(proj.clone())
                     .await
+                    .unwrap()
                     .is_some()
                 {
                     still_online.push(proj.to_string());

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::authenticator::Authenticator;
+use super::grant::Grant;
 use super::secret::Secret;
 use crate::protocol::{Proj, Token};
 
@@ -10,7 +11,7 @@ use crate::protocol::{Proj, Token};
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scope<'a> {
     /// A heartbeat or an offline: needs a token valid for this `proj`.
-    Proj(&'a Proj),
+    Proj(&'a str),
     /// A `hello`: its token must be valid for at least one `proj`.
     Hello,
     /// A custom frame, whose `proj` (if any) only its handler knows: needs a token valid for
@@ -25,8 +26,7 @@ impl Scope<'_> {
     pub(crate) fn refusal(&self) -> String {
         match self {
             Scope::Proj(proj) => format!(
-                "no valid token for proj {:?} (send hello first, or a token field); closing the connection",
-                proj.as_str()
+                "no valid token for proj {proj:?} (send hello first, or a token field); closing the connection"
             ),
             Scope::Hello => "hello needs a valid token; closing the connection".into(),
             Scope::Custom | Scope::Pong => {
@@ -67,18 +67,19 @@ impl ConnectionAuth {
         let admitted = match scope {
             Scope::Proj(proj) => {
                 if let Some((generation, cleared)) = &self.cleared {
-                    if *generation == store.generation && cleared == proj {
+                    if *generation == store.generation && cleared.as_str() == proj {
                         return true;
                     }
                 }
-                if token.is_some_and(|t| store.authorize(t.as_bytes(), proj.as_str())) {
+                if token.is_some_and(|t| store.authorize(t.as_bytes(), proj)) {
                     true
                 } else if self
                     .hello
                     .as_ref()
-                    .is_some_and(|h| store.authorize(h.expose().as_bytes(), proj.as_str()))
+                    .is_some_and(|h| store.authorize(h.expose().as_bytes(), proj))
                 {
-                    self.cleared = Some((store.generation, proj.clone()));
+                    // Proj::new cannot fail: the frame's proj was validated when parsed.
+                    self.cleared = Proj::new(proj).ok().map(|p| (store.generation, p));
                     true
                 } else {
                     false
@@ -106,6 +107,20 @@ impl ConnectionAuth {
         self.authenticated |= admitted;
         admitted
     }
+
+    /// What this connection, and a frame carrying `token`, may act on.
+    pub(crate) fn grant(&self, token: Option<&Token<'_>>) -> Grant {
+        let tokens = self
+            .hello
+            .iter()
+            .cloned()
+            .chain(token.map(|t| Secret::new(t.expose())))
+            .collect();
+        Grant::Tokens {
+            auth: self.auth.clone(),
+            tokens,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -122,34 +137,37 @@ mod tests {
         Arc::new(Authenticator::from_config(&config, None).unwrap().unwrap())
     }
 
-    fn proj(s: &str) -> Proj {
-        Proj::new(s).unwrap()
-    }
-
     #[test]
     fn hello_covers_the_projs_of_its_token() {
         let mut c = ConnectionAuth::new(auth());
-        let a1 = proj("A-1");
-        let b1 = proj("B-1");
+        let a1 = "A-1";
+        let b1 = "B-1";
         assert!(!c.admits(Scope::Pong, None), "nothing shown yet");
-        assert!(!c.admits(Scope::Proj(&a1), None));
+        assert!(!c.admits(Scope::Proj(a1), None));
         assert!(!c.admits(Scope::Hello, Some(&Token::new("nope"))));
         assert!(!c.admits(Scope::Hello, None));
         assert!(c.admits(Scope::Hello, Some(&Token::new("a-token"))));
-        assert!(c.admits(Scope::Proj(&a1), None));
-        assert!(c.admits(Scope::Proj(&a1), None), "cached");
-        assert!(!c.admits(Scope::Proj(&b1), None));
+        assert!(c.admits(Scope::Proj(a1), None));
+        assert!(c.admits(Scope::Proj(a1), None), "cached");
+        assert!(!c.admits(Scope::Proj(b1), None));
         assert!(c.admits(Scope::Custom, None));
         assert!(c.admits(Scope::Pong, None));
+        let grant = c.grant(None);
+        assert!(grant.covers("A-7"));
+        assert!(
+            !grant.covers("B-1"),
+            "a handler may not act beyond the tokens shown"
+        );
+        assert!(c.grant(Some(&Token::new("global"))).covers("B-1"));
     }
 
     #[test]
     fn a_frame_token_covers_its_own_frame_only() {
         let mut c = ConnectionAuth::new(auth());
-        let b1 = proj("B-1");
-        assert!(c.admits(Scope::Proj(&b1), Some(&Token::new("global"))));
-        assert!(!c.admits(Scope::Proj(&b1), None), "not remembered");
-        assert!(!c.admits(Scope::Proj(&b1), Some(&Token::new("a-token"))));
+        let b1 = "B-1";
+        assert!(c.admits(Scope::Proj(b1), Some(&Token::new("global"))));
+        assert!(!c.admits(Scope::Proj(b1), None), "not remembered");
+        assert!(!c.admits(Scope::Proj(b1), Some(&Token::new("a-token"))));
         assert!(!c.admits(Scope::Custom, None));
         assert!(c.admits(Scope::Custom, Some(&Token::new("a-token"))));
         assert!(

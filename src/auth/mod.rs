@@ -5,16 +5,19 @@
 //!   check `authorize(token, proj)`.
 //! - [`tokens_file`]: reading `auth.tokens_file`.
 //! - [`Authenticator`]: the store in force, swapped whole by a reload (SIGHUP).
-//! - `ConnectionAuth`: what one connection has shown, checked by its session at every frame.
+//! - `ConnectionAuth`: what one connection has shown, checked at every frame.
+//! - [`Grant`]: what a connection's tokens allow, handed to custom handlers.
 
 mod authenticator;
 mod connection_auth;
+mod grant;
 mod secret;
 mod token_store;
 pub mod tokens_file;
 
 pub use authenticator::{AuthError, Authenticator, ReloadOutcome, Reloaded};
 pub(crate) use connection_auth::{ConnectionAuth, Scope};
+pub use grant::Grant;
 pub use secret::Secret;
 pub use token_store::{TokenStore, TokenStoreError};
 pub use tokens_file::TokensFileError;

@@ -126,7 +126,6 @@ struct Inner {
     inputs: mpsc::UnboundedSender<Input>,
     shared: Arc<Shared>,
     events: broadcast::Sender<StreamEvent>,
-    journal: Option<Journal>,
     dead_after: Duration,
     arbiter: Mutex<Option<Arbiter>>,
 }
@@ -149,13 +148,12 @@ impl Cluster {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (control_id, control_rx) = watch::channel(id);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let (journal, outbox) = match options.journal {
+        let outbox = match options.journal {
             Some((journal, cursor)) => {
                 let committed = *journal.committed().borrow();
-                let outbox = Outbox::with_log(cursor, journal.dir(), committed);
-                (Some(journal), outbox)
+                Outbox::with_log(cursor, journal.dir(), committed)
             }
-            None => (None, Outbox::in_memory()),
+            None => Outbox::in_memory(),
         };
         let info = serde_json::json!({
             "listen": options.listen.to_string(),
@@ -261,7 +259,6 @@ impl Cluster {
                 inputs,
                 shared,
                 events,
-                journal,
                 dead_after: config.dead_after,
                 arbiter: Mutex::new(Some(arbiter)),
             }),
@@ -284,30 +281,39 @@ impl Cluster {
         lock(&self.inner.shared.id).clone()
     }
 
-    /// Hands a transition to the cluster: written to the event log (the durable outbox) if
-    /// there is one, and queued for Redis. Never blocks.
+    /// Hands a transition to the cluster, queued for Redis. Never blocks. Without an event
+    /// log (or for a library user who keeps none), it survives an outage of Redis but not a
+    /// crash of the node; see [`Cluster::transition_logged`].
     pub fn transition(&self, transition: Transition) {
-        let decided = crate::clock::now();
-        let seq = self.inner.journal.as_ref().and_then(|journal| {
-            let (event, timeout, lost_node) = match &transition {
-                Transition::Online { event, timeout, .. } => (event, *timeout, None),
-                Transition::Offline {
-                    event, lost_node, ..
-                } => (event, Duration::ZERO, lost_node.clone()),
-            };
-            let stamp = ClusterStamp {
-                token: transition.token().to_string(),
-                node: self.incarnation(),
-                lost_node,
-            };
-            journal.append_stamped(event, timeout, Some(stamp))
-        });
+        self.queue(None, transition);
+    }
+
+    /// [`Cluster::transition`] for a transition the event log holds as `seq` (with its
+    /// [`ClusterStamp`], see [`Cluster::stamp`]): the log is its durable outbox, and the
+    /// cluster marks it published there once Redis has it.
+    pub fn transition_logged(&self, seq: u64, transition: Transition) {
+        self.queue(Some(seq), transition);
+    }
+
+    fn queue(&self, seq: Option<u64>, transition: Transition) {
         let _ = self.inner.inputs.send(Input::Transition(Pending {
             seq,
             transition,
-            decided,
+            decided: crate::clock::now(),
             incarnation: None,
         }));
+    }
+
+    /// What the event log must keep of `transition` to publish it after a restart.
+    pub fn stamp(&self, transition: &Transition) -> ClusterStamp {
+        ClusterStamp {
+            token: transition.token().to_string(),
+            node: self.incarnation(),
+            lost_node: match transition {
+                Transition::Offline { lost_node, .. } => lost_node.clone(),
+                Transition::Online { .. } => None,
+            },
+        }
     }
 
     /// The last heartbeat of a client with a long timeout (send it every

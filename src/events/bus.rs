@@ -5,12 +5,15 @@ use std::sync::{Arc, RwLock};
 use actix::Recipient;
 
 use super::event::Event;
+use super::sink::{Published, Sink};
 
-/// The list of subscribers, shared by every monitor (on every arbiter).
+/// The actors of an embedding application that receive every [`Event`]: the sink that turns
+/// transitions into actix messages.
 ///
-/// Publishing is a `do_send` to each live recipient: it never blocks a monitor and never
+/// Publishing is a `do_send` to each live recipient: it never blocks the registry and never
 /// drops an event for a live subscriber (actix mailboxes take `do_send` past their capacity).
-/// Subscribers whose actor has stopped are pruned on the next publish.
+/// Subscribers whose actor has stopped are pruned on the next publish. Cloning shares the
+/// list: a recipient subscribed through any clone receives every later event.
 #[derive(Clone, Default)]
 pub struct EventBus {
     subscribers: Arc<RwLock<Vec<Recipient<Event>>>>,
@@ -31,7 +34,7 @@ impl EventBus {
     }
 
     /// Delivers `event` to every live subscriber.
-    pub fn publish(&self, event: Event) {
+    fn deliver(&self, event: &Event) {
         let mut saw_dead = false;
         {
             let subscribers = self.subscribers.read().unwrap_or_else(|e| e.into_inner());
@@ -62,5 +65,11 @@ impl EventBus {
     /// Whether nobody listens.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Sink for EventBus {
+    fn publish(&mut self, published: &Published) {
+        self.deliver(&published.event);
     }
 }

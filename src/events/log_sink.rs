@@ -1,22 +1,15 @@
-//! The subscriber that writes each transition to the log.
-
-use actix::{Actor, Context, Handler};
+//! The sink that writes each transition to the server log.
 
 use super::event::Event;
+use super::sink::{Published, Sink};
 
 /// Logs every transition at info level, under the `heartwatch::events` target.
 #[derive(Debug, Default)]
 pub struct LogSink;
 
-impl Actor for LogSink {
-    type Context = Context<Self>;
-}
-
-impl Handler<Event> for LogSink {
-    type Result = ();
-
-    fn handle(&mut self, event: Event, _: &mut Context<Self>) {
-        match event {
+impl Sink for LogSink {
+    fn publish(&mut self, published: &Published) {
+        match &published.event {
             Event::Online { proj, addr, .. } => {
                 log::info!(target: "heartwatch::events", "online proj={proj} addr={addr}");
             }
@@ -30,7 +23,7 @@ impl Handler<Event> for LogSink {
                 log::info!(
                     target: "heartwatch::events",
                     "offline proj={proj} reason={reason} addr={addr} last_seen={}",
-                    crate::clock::rfc3339(last_seen)
+                    crate::clock::rfc3339(*last_seen)
                 );
             }
         }

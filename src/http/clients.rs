@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiState};
 use crate::protocol::Proj;
-use crate::supervision::{ClientState, List};
+use crate::supervision::{ClientState, List, Unavailable};
 
 /// Query string of the list: `?limit=N&after=PROJ&state=online`.
 #[derive(Debug, Deserialize)]
@@ -43,13 +43,17 @@ pub(crate) async fn list(
             return bad_request(format!("state: unknown state {other:?} (known: online)"))
         }
     };
-    let mut clients = state
+    let listed = state
         .registry
         .list(List {
             after,
             limit: query.limit,
         })
         .await;
+    let mut clients = match listed {
+        Ok(clients) => clients,
+        Err(e) => return unavailable(e),
+    };
     if let Some(wanted) = wanted {
         clients.retain(|c| c.state == wanted);
     }
@@ -70,10 +74,21 @@ pub(crate) async fn get(
         Err(e) => return bad_request(format!("proj: {e}")),
     };
     match state.registry.get(proj.clone()).await {
-        Some(client) => HttpResponse::Ok().json(client),
-        None => HttpResponse::NotFound().json(ApiError {
+        Ok(Some(client)) => HttpResponse::Ok().json(client),
+        Ok(None) => HttpResponse::NotFound().json(ApiError {
             error: "not_found",
             message: format!("client {proj} is not online"),
         }),
+        Err(e) => unavailable(e),
     }
+}
+
+/// The server is shutting down: nothing can be said about its clients.
+fn unavailable(e: Unavailable) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .json(ApiError {
+            error: "unavailable",
+            message: e.to_string(),
+        })
 }

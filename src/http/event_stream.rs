@@ -2,20 +2,19 @@
 
 use std::convert::Infallible;
 
-use actix::{Actor, Context, Handler};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::ApiState;
-use crate::events::Event;
+use crate::events::{Published, Sink};
 
 /// Events kept for a slow event-stream reader before it is cut off (with an `event: lagged`
 /// message, so it knows to reconnect and re-read `/api/v1/clients`).
 pub const STREAM_BUFFER: usize = 16_384;
 
-/// The event-stream subscriber: serializes each event once and broadcasts it to every open
-/// `/api/v1/events` response.
+/// The event-stream sink: serializes each event once, as an `id:` line (the event's number)
+/// and a `data:` line, and broadcasts it to every open `/api/v1/events` response.
 pub struct SseHub {
     sender: broadcast::Sender<Bytes>,
 }
@@ -33,20 +32,14 @@ impl SseHub {
     }
 }
 
-impl Actor for SseHub {
-    type Context = Context<Self>;
-}
-
-impl Handler<Event> for SseHub {
-    type Result = ();
-
-    fn handle(&mut self, event: Event, _: &mut Context<Self>) {
+impl Sink for SseHub {
+    fn publish(&mut self, published: &Published) {
         if self.sender.receiver_count() == 0 {
             return;
         }
         let mut block = Vec::with_capacity(192);
-        block.extend_from_slice(b"data: ");
-        if serde_json::to_writer(&mut block, &event).is_ok() {
+        block.extend_from_slice(format!("id: {}\ndata: ", published.id).as_bytes());
+        if serde_json::to_writer(&mut block, &published.event).is_ok() {
             block.extend_from_slice(b"\n\n");
             // No receiver left is not an error: nobody listens right now.
             let _ = self.sender.send(Bytes::from(block));

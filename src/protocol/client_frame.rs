@@ -75,14 +75,17 @@ mod tests {
         assert_eq!(
             Request::parse(texts[0].as_bytes()).unwrap(),
             Request::Heartbeat {
-                proj: proj.clone(),
+                proj: crate::protocol::ProjRef::new(proj.as_str().into()).unwrap(),
                 seq: Some(3),
                 timeout_ms: Some(5000)
             }
         );
         assert_eq!(
             Request::parse(texts[1].as_bytes()).unwrap(),
-            Request::Offline { proj, seq: None }
+            Request::Offline {
+                proj: crate::protocol::ProjRef::new(proj.as_str().into()).unwrap(),
+                seq: None
+            }
         );
         assert_eq!(
             Request::parse(texts[2].as_bytes()).unwrap(),

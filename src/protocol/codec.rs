@@ -1,13 +1,13 @@
 //! Framing: newline-delimited frames in, JSON lines out.
 //!
-//! Decoding is tokio-util's [`AnyDelimiterCodec`] (bytes, not `String`, so that a non-UTF-8
-//! frame becomes an error reply instead of a fatal stream error). Encoding serializes a
-//! frame straight into the write buffer and refuses to let that buffer grow past a cap,
-//! because actix's `FramedWrite` never applies backpressure on its own: a peer that sends but
-//! never reads would otherwise make the server buffer acks without bound.
+//! Decoding works on bytes, not `String`, so that a non-UTF-8 frame becomes an error reply
+//! instead of a fatal stream error. The decoder holds two integers and no buffer of its own:
+//! a server keeps one per connection. Encoding serializes a frame straight into the write
+//! buffer and refuses to let that buffer grow past a cap, because nothing else applies
+//! backpressure to a peer that sends but never reads.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, Encoder};
+use tokio_util::codec::{Decoder, Encoder};
 
 use serde::Serialize;
 
@@ -26,11 +26,13 @@ pub enum FrameError {
 }
 
 /// Splits the inbound byte stream into frames at `\n` (a trailing `\r` is kept and trimmed by
-/// the session, as are blank lines).
-#[derive(Debug)]
+/// the connection, as are blank lines).
+#[derive(Debug, Clone, Copy)]
 pub struct FrameDecoder {
-    inner: AnyDelimiterCodec,
     max: usize,
+    /// How far the buffer has been searched for a newline, so that a frame arriving in many
+    /// small reads is scanned once.
+    scanned: usize,
     read_space: usize,
 }
 
@@ -41,12 +43,8 @@ impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame_bytes`.
     pub fn new(max_frame_bytes: usize) -> Self {
         Self {
-            inner: AnyDelimiterCodec::new_with_max_length(
-                b"\n".to_vec(),
-                b"\n".to_vec(),
-                max_frame_bytes,
-            ),
             max: max_frame_bytes,
+            scanned: 0,
             read_space: DEFAULT_READ_SPACE,
         }
     }
@@ -58,13 +56,47 @@ impl FrameDecoder {
         self
     }
 
-    fn map_err(&self, e: AnyDelimiterCodecError) -> FrameError {
-        match e {
-            AnyDelimiterCodecError::MaxChunkLengthExceeded => {
-                FrameError::TooLarge { max: self.max }
+    /// The next complete frame in `src` (without its `\n`), if there is one.
+    pub fn next_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let found = src[self.scanned..].iter().position(|&b| b == b'\n');
+        let frame = match found {
+            Some(at) => {
+                let end = self.scanned + at;
+                self.scanned = 0;
+                if end > self.max {
+                    return Err(FrameError::TooLarge { max: self.max });
+                }
+                let mut line = src.split_to(end + 1);
+                line.truncate(end);
+                Some(line.freeze())
             }
-            AnyDelimiterCodecError::Io(e) => FrameError::Io(e),
+            None => {
+                self.scanned = src.len();
+                if src.len() > self.max {
+                    return Err(FrameError::TooLarge { max: self.max });
+                }
+                None
+            }
+        };
+        if frame.is_none() && src.capacity() - src.len() < self.read_space {
+            // Each frame split off the front shrinks the buffer's free space: without this, a
+            // small buffer would read most heartbeats in two system calls. Once the previous
+            // frames are dropped, `reserve` reclaims their room in place, without allocating.
+            src.reserve(self.read_space);
         }
+        Ok(frame)
+    }
+
+    /// At end of input: the last frame, unterminated, if any bytes are left.
+    pub fn last_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        if let Some(frame) = self.next_frame(src)? {
+            return Ok(Some(frame));
+        }
+        self.scanned = 0;
+        if src.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(src.split().freeze()))
     }
 }
 
@@ -73,19 +105,11 @@ impl Decoder for FrameDecoder {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        let frame = self.inner.decode(src).map_err(|e| self.map_err(e))?;
-        if frame.is_none() && src.capacity() - src.len() < self.read_space {
-            // Each frame split off the front shrinks the buffer's free space, and the framed
-            // reader only asks for one more byte: without this, a small buffer would read most
-            // heartbeats in two system calls. Once the previous frames are dropped, `reserve`
-            // reclaims their room in place, without allocating.
-            src.reserve(self.read_space);
-        }
-        Ok(frame)
+        self.next_frame(src)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        self.inner.decode_eof(src).map_err(|e| self.map_err(e))
+        self.last_frame(src)
     }
 }
 

@@ -16,7 +16,7 @@ mod token;
 pub use client_frame::ClientFrame;
 pub use codec::{EncodeError, FrameDecoder, FrameError, LineEncoder};
 pub use error_code::ErrorCode;
-pub use proj::{Proj, ProjError, MAX_PROJ_BYTES};
+pub use proj::{Proj, ProjError, ProjRef, MAX_PROJ_BYTES};
 pub use reply::Reply;
 pub use request::{Request, RequestError, BUILTIN_TYPES};
 pub use token::{without_token, Token};

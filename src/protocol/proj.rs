@@ -32,15 +32,7 @@ pub enum ProjError {
 impl Proj {
     /// Validates `s` and wraps it.
     pub fn new(s: &str) -> Result<Self, ProjError> {
-        if s.is_empty() {
-            return Err(ProjError::Empty);
-        }
-        if s.len() > MAX_PROJ_BYTES {
-            return Err(ProjError::TooLong(s.len()));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(ProjError::ControlChar);
-        }
+        validate(s)?;
         Ok(Self(Arc::from(s)))
     }
 
@@ -50,12 +42,60 @@ impl Proj {
     }
 }
 
+impl PartialEq<ProjRef<'_>> for Proj {
+    fn eq(&self, other: &ProjRef<'_>) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+/// A validated `proj` borrowed from the frame it was parsed from: a heartbeat for the client a
+/// connection already serves is matched against its [`Proj`] without allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjRef<'a>(std::borrow::Cow<'a, str>);
+
+impl<'a> ProjRef<'a> {
+    /// Validates `s` (as [`Proj::new`] does) and borrows it.
+    pub fn new(s: std::borrow::Cow<'a, str>) -> Result<Self, ProjError> {
+        validate(&s)?;
+        Ok(Self(s))
+    }
+
+    /// The identifier as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An owned, shareable copy.
+    pub fn to_proj(&self) -> Proj {
+        Proj(Arc::from(&*self.0))
+    }
+}
+
+impl fmt::Display for ProjRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl std::str::FromStr for Proj {
     type Err = ProjError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::new(s)
     }
+}
+
+fn validate(s: &str) -> Result<(), ProjError> {
+    if s.is_empty() {
+        return Err(ProjError::Empty);
+    }
+    if s.len() > MAX_PROJ_BYTES {
+        return Err(ProjError::TooLong(s.len()));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(ProjError::ControlChar);
+    }
+    Ok(())
 }
 
 impl fmt::Display for Proj {

@@ -1,7 +1,7 @@
 //! Parsing one inbound frame into a [`Request`].
 //!
 //! The frame is deserialized straight into a borrowed envelope: no intermediate
-//! `serde_json::Value` tree, no allocation for well-formed heartbeats beyond the `proj`.
+//! `serde_json::Value` tree, no allocation for a well-formed heartbeat (its `proj` is borrowed from the frame).
 //! Fields are read loosely (any JSON type) so that a wrongly typed field gets its own
 //! error code (`bad_proj`, `bad_timeout`, ...) instead of a generic `bad_json`.
 
@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::error_code::ErrorCode;
-use super::proj::Proj;
+use super::proj::ProjRef;
 use super::token::Token;
 
 /// A valid inbound message.
@@ -21,7 +21,7 @@ pub enum Request<'a> {
     /// `{"type":"heartbeat","proj":..}`: the client is alive.
     Heartbeat {
         /// Who beats.
-        proj: Proj,
+        proj: ProjRef<'a>,
         /// Echoed back in the ack.
         seq: Option<u64>,
         /// The client's own timeout from now on, in milliseconds, not yet clamped.
@@ -30,7 +30,7 @@ pub enum Request<'a> {
     /// `{"type":"offline","proj":..}`: the client leaves now.
     Offline {
         /// Who leaves.
-        proj: Proj,
+        proj: ProjRef<'a>,
         /// Echoed back in the ack.
         seq: Option<u64>,
     },
@@ -143,10 +143,10 @@ impl<'a> Request<'a> {
     }
 }
 
-fn proj(field: Field<'_>) -> Result<Proj, RequestError> {
+fn proj(field: Field<'_>) -> Result<ProjRef<'_>, RequestError> {
     match field {
         Field::Str(s) => {
-            Proj::new(&s).map_err(|e| RequestError::new(ErrorCode::BadProj, e.to_string()))
+            ProjRef::new(s).map_err(|e| RequestError::new(ErrorCode::BadProj, e.to_string()))
         }
         Field::Missing => Err(RequestError::new(ErrorCode::BadProj, "proj is missing")),
         other => Err(RequestError::new(
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(
             Request::parse(br#"{"type":"heartbeat","proj":"P-17"}"#).unwrap(),
             Request::Heartbeat {
-                proj: Proj::new("P-17").unwrap(),
+                proj: ProjRef::new("P-17".into()).unwrap(),
                 seq: None,
                 timeout_ms: None
             }
@@ -323,7 +323,7 @@ mod tests {
             )
             .unwrap(),
             Request::Heartbeat {
-                proj: Proj::new("P-1").unwrap(),
+                proj: ProjRef::new("P-1".into()).unwrap(),
                 seq: Some(7),
                 timeout_ms: Some(500)
             }
@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(
             Request::parse(br#"{"type":"offline","proj":"P\u002d1"}"#).unwrap(),
             Request::Offline {
-                proj: Proj::new("P-1").unwrap(),
+                proj: ProjRef::new("P-1".into()).unwrap(),
                 seq: None
             }
         );

@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::fsync_policy::FsyncPolicy;
-use super::log_record::{ClusterStamp, LogRecord};
+use super::log_record::LogRecord;
 use super::recovery::{recover, Recovered, RecoveredClient};
 use super::segment::Segment;
 use super::{StorageConfig, StorageError};
 use crate::clock::millis;
-use crate::events::Event;
+use crate::events::{Event, Published, Sink};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
@@ -29,16 +29,17 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 enum Command {
-    Append(u64, Event, Duration, Option<ClusterStamp>),
+    Append(Published),
     Snapshot(Vec<RecoveredClient>),
     Close(mpsc::Sender<()>),
 }
 
-/// The handle to the event log. Cheap to clone; appending never blocks (the record is queued
-/// for the writer thread).
+/// The handle to the event log, and the sink that appends every transition to it. Cheap to
+/// clone; appending never blocks (the record is queued for the writer thread).
 ///
-/// The writer assigns each event its sequence number, appends it to the active segment, syncs
-/// per `storage.fsync`, then publishes the last sequence number written (see
+/// Each event is written under its id (the log's `seq`, numbered by the registry's pipeline
+/// from the last `seq` recovered), appended to the active segment and synced per
+/// `storage.fsync`; then the writer publishes the last sequence number written (see
 /// [`Journal::committed`]): webhook deliveries follow that number and read the log itself, so
 /// an event they deliver is one a restart would deliver again if it was not acknowledged.
 #[derive(Clone)]
@@ -48,9 +49,7 @@ pub struct Journal {
 
 struct Inner {
     dir: PathBuf,
-    /// The writer's channel and the next sequence number, under one lock: numbers are given
-    /// in channel order, so the caller knows an event's number as it appends it.
-    sender: Mutex<Option<(Sender<Command>, u64)>>,
+    sender: Mutex<Option<Sender<Command>>>,
     committed: watch::Receiver<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -130,7 +129,7 @@ impl Journal {
         let journal = Journal {
             inner: Arc::new(Inner {
                 dir,
-                sender: Mutex::new(Some((sender, recovered.last_seq + 1))),
+                sender: Mutex::new(Some(sender)),
                 committed,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -141,31 +140,6 @@ impl Journal {
     /// The log's directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
-    }
-
-    /// Queues `event` (with its client's watchdog `timeout`, which recovery needs).
-    pub fn append(&self, event: &Event, timeout: Duration) {
-        self.append_stamped(event, timeout, None);
-    }
-
-    /// Queues `event` with a cluster stamp (cluster mode: the log is the durable outbox of
-    /// transitions on their way to Redis). Answers the event's sequence number, `None` once
-    /// the log is closed.
-    pub fn append_stamped(
-        &self,
-        event: &Event,
-        timeout: Duration,
-        stamp: Option<ClusterStamp>,
-    ) -> Option<u64> {
-        let mut guard = lock(&self.inner.sender);
-        let (sender, next) = guard.as_mut()?;
-        let seq = *next;
-        // Fails only once the writer is gone (if it panicked).
-        sender
-            .send(Command::Append(seq, event.clone(), timeout, stamp))
-            .ok()?;
-        *next += 1;
-        Some(seq)
     }
 
     /// Queues a snapshot of the clients online now, with their exact `last_seen` (at a clean
@@ -182,7 +156,7 @@ impl Journal {
     /// Writes and syncs what is queued, then stops the writer and releases the directory.
     /// Later appends are dropped.
     pub async fn close(&self) {
-        let Some((sender, _)) = lock(&self.inner.sender).take() else {
+        let Some(sender) = lock(&self.inner.sender).take() else {
             return;
         };
         let (done, finished) = mpsc::channel();
@@ -199,10 +173,16 @@ impl Journal {
     }
 
     fn send(&self, command: Command) {
-        if let Some((sender, _)) = lock(&self.inner.sender).as_ref() {
+        if let Some(sender) = lock(&self.inner.sender).as_ref() {
             // Fails only once the writer is gone (after `close`, or if it panicked).
             let _ = sender.send(command);
         }
+    }
+}
+
+impl Sink for Journal {
+    fn publish(&mut self, published: &Published) {
+        self.send(Command::Append(published.clone()));
     }
 }
 
@@ -262,10 +242,7 @@ impl Writer {
             let mut closed = None;
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append(seq, event, timeout, stamp) => {
-                        self.next_seq = seq;
-                        self.push(&event, timeout, stamp);
-                    }
+                    Command::Append(published) => self.push(&published),
                     Command::Snapshot(clients) => {
                         self.flush();
                         self.online = clients.into_iter().map(|c| (c.proj.clone(), c)).collect();
@@ -294,16 +271,18 @@ impl Writer {
         self.sync();
     }
 
-    fn push(&mut self, event: &Event, timeout: Duration, stamp: Option<ClusterStamp>) {
-        let record = LogRecord::stamped(self.next_seq, event, timeout, stamp);
-        self.next_seq += 1;
-        match event {
+    fn push(&mut self, published: &Published) {
+        let record = LogRecord::from_published(published);
+        self.next_seq = published.id + 1;
+        match &published.event {
             Event::Online { proj, addr, at } => {
+                let timeout = published.timeout.unwrap_or_default();
                 let client = RecoveredClient {
                     proj: proj.clone(),
                     addr: *addr,
                     last_seen: *at,
-                    timeout,
+                    timeout: timeout.timeout,
+                    timeout_requested: timeout.requested,
                 };
                 self.online.insert(proj.clone(), client);
             }
@@ -422,6 +401,7 @@ impl Writer {
                 addr: c.addr,
                 last_seen: c.last_seen,
                 timeout_ms: millis(c.timeout),
+                timeout_default: !c.timeout_requested,
             }
             .write_line(&mut out);
         }
@@ -529,6 +509,38 @@ mod tests {
         }
     }
 
+    /// Appends events numbered from `last + 1`, as the registry's pipeline does.
+    struct Appender {
+        journal: Journal,
+        last: u64,
+    }
+
+    impl Appender {
+        fn new(journal: &Journal, last: u64) -> Self {
+            Self {
+                journal: journal.clone(),
+                last,
+            }
+        }
+
+        fn append(&mut self, event: &Event, timeout: Duration) {
+            self.last += 1;
+            self.journal.publish(&published(self.last, event, timeout));
+        }
+    }
+
+    fn published(id: u64, event: &Event, timeout: Duration) -> Published {
+        Published {
+            id,
+            event: event.clone(),
+            timeout: Some(crate::events::ClientTimeout {
+                timeout,
+                requested: true,
+            }),
+            stamp: None,
+        }
+    }
+
     fn projs(r: &Recovered) -> Vec<&str> {
         r.clients.iter().map(|c| c.proj.as_str()).collect()
     }
@@ -559,7 +571,7 @@ mod tests {
             last_error_log: None,
             errors_unlogged: 0,
         };
-        writer.push(&online("LOST"), Duration::from_secs(1), None);
+        writer.push(&published(1, &online("LOST"), Duration::from_secs(1)));
         writer.flush();
         assert_eq!(metrics.storage_errors(), 1);
         assert!(writer.file.is_none(), "a failed segment is not appended to");
@@ -569,7 +581,7 @@ mod tests {
 
         // The next batch goes to a fresh segment, whose snapshot still has LOST (it is online:
         // the registry announced it), then the event itself.
-        writer.push(&online("NEXT"), Duration::from_secs(1), None);
+        writer.push(&published(2, &online("NEXT"), Duration::from_secs(1)));
         writer.flush();
         assert_eq!(metrics.storage_errors(), 1);
         let segments = Segment::list(dir.path()).unwrap();
@@ -585,21 +597,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), 1 << 20, 1 << 30);
         let (journal, recovered) = open(&config);
+        let mut log = Appender::new(&journal, recovered.last_seq);
         assert!(recovered.clients.is_empty());
-        journal.append(&online("A"), Duration::from_secs(5));
-        journal.append(&online("B"), Duration::from_secs(7));
-        journal.append(&offline("A"), Duration::ZERO);
+        log.append(&online("A"), Duration::from_secs(5));
+        log.append(&online("B"), Duration::from_secs(7));
+        log.append(&offline("A"), Duration::ZERO);
         journal.close().await;
 
         let (journal, recovered) = open(&config);
+
+        let mut log = Appender::new(&journal, recovered.last_seq);
         assert_eq!(projs(&recovered), ["B"]);
         assert_eq!(recovered.clients[0].timeout, Duration::from_secs(7));
         assert_eq!(recovered.last_seq, 3);
         assert_eq!(*journal.committed().borrow(), 3);
-        journal.append(&online("C"), Duration::from_secs(1));
+        log.append(&online("C"), Duration::from_secs(1));
         journal.close().await;
 
         let (journal, recovered) = open(&config);
+
         assert_eq!(projs(&recovered), ["B", "C"]);
         assert_eq!(recovered.last_seq, 4);
         journal.close().await;
@@ -622,10 +638,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), 1000, 1 << 30);
         let (journal, _) = open(&config);
+        let mut log = Appender::new(&journal, 0);
         for i in 0..200 {
-            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            log.append(&online(&format!("P-{i}")), Duration::from_secs(1));
             if i % 2 == 1 {
-                journal.append(&offline(&format!("P-{}", i - 1)), Duration::ZERO);
+                log.append(&offline(&format!("P-{}", i - 1)), Duration::ZERO);
             }
         }
         journal.close().await;
@@ -644,10 +661,11 @@ mod tests {
         let delivered = Arc::new(AtomicU64::new(0));
         let (journal, _) =
             Journal::open(&config, Arc::new(Metrics::new()), vec![delivered.clone()]).unwrap();
+        let mut log = Appender::new(&journal, 0);
         // One at a time: a batch is written at once, and rolls happen between batches.
         let mut committed = journal.committed();
         for i in 0..100 {
-            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            log.append(&online(&format!("P-{i}")), Duration::from_secs(1));
             while *committed.borrow_and_update() < i + 1 {
                 committed.changed().await.unwrap();
             }
@@ -663,7 +681,7 @@ mod tests {
         // Once delivered, the next roll deletes them.
         delivered.store(100, Ordering::Release);
         for i in 100..120 {
-            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            log.append(&online(&format!("P-{i}")), Duration::from_secs(1));
         }
         journal.close().await;
         assert!(Segment::list(dir.path()).unwrap().len() <= 2);
@@ -675,9 +693,10 @@ mod tests {
         let config = config(dir.path(), 1000, 3000);
         let held = vec![Arc::new(AtomicU64::new(0))];
         let (journal, _) = Journal::open(&config, Arc::new(Metrics::new()), held).unwrap();
+        let mut log = Appender::new(&journal, 0);
         for i in 0..100 {
-            journal.append(&online(&format!("P-{i}")), Duration::from_secs(1));
-            journal.append(&offline(&format!("P-{i}")), Duration::ZERO);
+            log.append(&online(&format!("P-{i}")), Duration::from_secs(1));
+            log.append(&offline(&format!("P-{i}")), Duration::ZERO);
         }
         journal.close().await;
         let total: u64 = Segment::list(dir.path())

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{deserialize_rfc3339, millis, serialize_rfc3339};
-use crate::events::{Event, OfflineReason};
+use crate::events::{ClientTimeout, Event, OfflineReason, Published};
 use crate::protocol::Proj;
 
 /// A line of the event log: an event with its sequence number, or part of a snapshot.
@@ -39,6 +39,10 @@ pub enum LogRecord {
         at: SystemTime,
         /// Its watchdog timeout.
         timeout_ms: u64,
+        /// Whether that timeout is the server's default (the client did not ask for one): after
+        /// a restart it follows the new default. Absent (false) in logs written before it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        timeout_default: bool,
         /// In cluster mode: the claim's fencing token and the node incarnation.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cluster: Option<ClusterStamp>,
@@ -91,6 +95,10 @@ pub enum LogRecord {
         last_seen: SystemTime,
         /// Its watchdog timeout.
         timeout_ms: u64,
+        /// Whether that timeout is the server's default (the client did not ask for one): after
+        /// a restart it follows the new default. Absent (false) in logs written before it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        timeout_default: bool,
     },
     /// The snapshot is complete.
     SnapshotEnd {
@@ -114,28 +122,25 @@ pub struct ClusterStamp {
 }
 
 impl LogRecord {
-    /// The record of `event`, numbered `seq`. `timeout` is the client's watchdog timeout
-    /// (needed for `online`).
-    pub fn from_event(seq: u64, event: &Event, timeout: Duration) -> Self {
-        Self::stamped(seq, event, timeout, None)
-    }
-
-    /// [`LogRecord::from_event`] with a cluster stamp.
-    pub fn stamped(
-        seq: u64,
-        event: &Event,
-        timeout: Duration,
-        cluster: Option<ClusterStamp>,
-    ) -> Self {
-        match event.clone() {
-            Event::Online { proj, addr, at } => LogRecord::Online {
-                seq,
-                proj,
-                addr,
-                at,
-                timeout_ms: millis(timeout),
-                cluster,
-            },
+    /// The record of a published event.
+    pub fn from_published(published: &Published) -> Self {
+        let seq = published.id;
+        match published.event.clone() {
+            Event::Online { proj, addr, at } => {
+                let timeout = published.timeout.unwrap_or(ClientTimeout {
+                    timeout: Duration::ZERO,
+                    requested: true,
+                });
+                LogRecord::Online {
+                    seq,
+                    proj,
+                    addr,
+                    at,
+                    timeout_ms: millis(timeout.timeout),
+                    timeout_default: !timeout.requested,
+                    cluster: published.stamp.clone(),
+                }
+            }
             Event::Offline {
                 proj,
                 reason,
@@ -149,7 +154,7 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
-                cluster,
+                cluster: published.stamp.clone(),
             },
         }
     }
@@ -235,7 +240,15 @@ mod tests {
             addr: "127.0.0.1:9".parse().unwrap(),
             at: at(1_700_000_000_123),
         };
-        let record = LogRecord::from_event(7, &online, Duration::from_secs(20));
+        let record = LogRecord::from_published(&Published {
+            id: 7,
+            event: online.clone(),
+            timeout: Some(ClientTimeout {
+                timeout: Duration::from_secs(20),
+                requested: true,
+            }),
+            stamp: None,
+        });
         let mut line = Vec::new();
         record.write_line(&mut line);
         assert_eq!(
@@ -246,6 +259,37 @@ mod tests {
         let back: LogRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(back, record);
         assert_eq!(back.to_event(), Some((7, online)));
+    }
+
+    #[test]
+    fn a_defaulted_timeout_is_marked_and_old_lines_read_as_requested() {
+        let online = Event::Online {
+            proj: Proj::new("P-1").unwrap(),
+            addr: "127.0.0.1:9".parse().unwrap(),
+            at: at(1_000),
+        };
+        let record = LogRecord::from_published(&Published {
+            id: 1,
+            event: online,
+            timeout: Some(ClientTimeout {
+                timeout: Duration::from_secs(3),
+                requested: false,
+            }),
+            stamp: None,
+        });
+        let mut line = Vec::new();
+        record.write_line(&mut line);
+        assert!(std::str::from_utf8(&line)
+            .unwrap()
+            .contains("\"timeout_default\":true"));
+        let old = r#"{"event":"online","seq":1,"proj":"P-1","addr":"127.0.0.1:9","at":"1970-01-01T00:00:01Z","timeout_ms":3000}"#;
+        let LogRecord::Online {
+            timeout_default, ..
+        } = serde_json::from_str(old).unwrap()
+        else {
+            panic!("not an online record")
+        };
+        assert!(!timeout_default);
     }
 
     #[test]
@@ -262,14 +306,20 @@ mod tests {
             node: "n1-ab".into(),
             lost_node: Some("n2".into()),
         };
-        let record = LogRecord::stamped(9, &offline, Duration::ZERO, Some(stamp.clone()));
+        let mut published = Published {
+            id: 9,
+            event: offline.clone(),
+            timeout: None,
+            stamp: Some(stamp.clone()),
+        };
         let mut line = Vec::new();
-        record.write_line(&mut line);
+        LogRecord::from_published(&published).write_line(&mut line);
         let back: LogRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(back.cluster(), Some(&stamp));
-        assert_eq!(back.to_event(), Some((9, offline.clone())));
+        assert_eq!(back.to_event(), Some((9, offline)));
+        published.stamp = None;
         let mut plain = Vec::new();
-        LogRecord::from_event(9, &offline, Duration::ZERO).write_line(&mut plain);
+        LogRecord::from_published(&published).write_line(&mut plain);
         assert!(!std::str::from_utf8(&plain).unwrap().contains("cluster"));
     }
 
@@ -282,7 +332,12 @@ mod tests {
             last_seen: at(1_000),
             at: at(2_000),
         };
-        let record = LogRecord::from_event(8, &offline, Duration::ZERO);
+        let record = LogRecord::from_published(&Published {
+            id: 8,
+            event: offline.clone(),
+            timeout: None,
+            stamp: None,
+        });
         let mut line = Vec::new();
         record.write_line(&mut line);
         assert!(std::str::from_utf8(&line)

@@ -21,6 +21,8 @@ mod log_record;
 mod recovery;
 mod segment;
 mod tail;
+#[cfg(test)]
+mod throughput;
 
 use std::path::PathBuf;
 use std::time::Duration;

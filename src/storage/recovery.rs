@@ -21,6 +21,9 @@ pub struct RecoveredClient {
     pub last_seen: SystemTime,
     /// Its watchdog timeout.
     pub timeout: Duration,
+    /// Whether the client asked for that timeout; a defaulted one follows the server's
+    /// default after a restart.
+    pub timeout_requested: bool,
 }
 
 /// What the log says.
@@ -53,6 +56,7 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
                         addr,
                         at,
                         timeout_ms,
+                        timeout_default,
                         ..
                     } => {
                         let client = RecoveredClient {
@@ -60,6 +64,7 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
                             addr,
                             last_seen: at,
                             timeout: Duration::from_millis(timeout_ms),
+                            timeout_requested: !timeout_default,
                         };
                         online.insert(proj, client);
                     }
@@ -75,6 +80,7 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
                         addr,
                         last_seen,
                         timeout_ms,
+                        timeout_default,
                     } => {
                         if let Some((_, clients)) = pending.as_mut() {
                             let client = RecoveredClient {
@@ -82,6 +88,7 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
                                 addr,
                                 last_seen,
                                 timeout: Duration::from_millis(timeout_ms),
+                                timeout_requested: !timeout_default,
                             };
                             clients.insert(proj, client);
                         }
@@ -148,6 +155,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
             timeout_ms: 1000 * seq,
+            timeout_default: false,
             cluster: None,
         }
     }
@@ -170,6 +178,7 @@ mod tests {
             addr: "127.0.0.1:2".parse().unwrap(),
             last_seen: SystemTime::UNIX_EPOCH,
             timeout_ms: 5000,
+            timeout_default: false,
         }
     }
 

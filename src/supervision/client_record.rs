@@ -1,4 +1,4 @@
-//! What the server knows about one online client, readable without asking its monitor.
+//! What the server knows about one online client, readable without asking its actor.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::clock::serialize_rfc3339;
+use crate::clock::{serialize_rfc3339, Instant};
+use crate::events::ClientTimeout;
 use crate::protocol::Proj;
 
 /// The state of a client as the API reports it.
@@ -38,20 +39,21 @@ pub struct ClientInfo {
     pub addr: SocketAddr,
 }
 
-/// The live record of one client, shared by its monitor and the registry.
+/// The live record of one client, shared by its actor and the registry.
 ///
-/// Sharing it means a query never waits on thousands of monitor mailboxes and a heartbeat
-/// never hops through the registry: whoever applies a heartbeat (the monitor, or the registry
-/// for a session that has no monitor address yet) updates the record before the ack is sent,
-/// so a query made after an ack sees that heartbeat.
+/// Sharing it means a query never waits on thousands of actor mailboxes and a heartbeat
+/// never hops through the registry: whoever applies a heartbeat (the client's actor, or the
+/// registry for a heartbeat that did not reach the actor) updates the record before the ack
+/// is sent, so a query made after an ack sees that heartbeat.
 ///
 /// It is also where "is this client still online?" is decided, atomically, under its lock:
 /// every applied heartbeat increments `generation`, and the registry removes a client only if
 /// the generation its watchdog expired at is still the current one (see [`Self::expire`]).
 /// A heartbeat therefore either lands before the removal (and cancels it) or finds the record
-/// removed (and goes on to create a fresh monitor); it is never lost in between.
+/// removed (and goes through the registry, which brings the client online again); it is never
+/// lost in between.
 #[derive(Debug)]
-pub struct ClientRecord {
+pub(crate) struct ClientRecord {
     proj: Proj,
     state: Mutex<RecordState>,
 }
@@ -60,35 +62,69 @@ pub struct ClientRecord {
 struct RecordState {
     addr: SocketAddr,
     last_seen: SystemTime,
+    /// Monotonic time of the last heartbeat: the base of the deadline.
+    beat_at: Instant,
     heartbeats: u64,
     timeout: Duration,
+    /// Whether the client asked for its timeout (else it is the server's default).
+    requested: bool,
     generation: u64,
     removed: bool,
 }
 
-/// The record was removed: its client went offline; a new monitor must be created.
+/// The record was removed: its client went offline, or its actor was replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removed;
 
 /// A heartbeat applied to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// The record's generation after it: the watchdog armed for it carries this value.
     pub generation: u64,
     /// The client's effective timeout.
     pub timeout: Duration,
+    /// When the client is due: its last heartbeat plus its timeout.
+    pub deadline: Instant,
+}
+
+/// What one heartbeat says, for a record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pulse {
+    /// Where it came from.
+    pub addr: SocketAddr,
+    /// The timeout it asks for, already clamped; `None` keeps the current one.
+    pub timeout: Option<Duration>,
+    /// Wall time, for people.
+    pub wall: SystemTime,
+    /// Monotonic time, for the deadline.
+    pub at: Instant,
+}
+
+impl Pulse {
+    /// A heartbeat from `addr` now.
+    pub(crate) fn now(addr: SocketAddr, timeout: Option<Duration>) -> Self {
+        Self {
+            addr,
+            timeout,
+            wall: crate::clock::wall_now(),
+            at: crate::clock::now(),
+        }
+    }
 }
 
 impl ClientRecord {
-    /// The record of a client whose first heartbeat arrives now.
-    pub fn new(proj: Proj, addr: SocketAddr, timeout: Duration, now: SystemTime) -> Self {
+    /// The record of a client whose first heartbeat is `pulse`; `default` is the server's
+    /// timeout for a client that does not ask for one.
+    pub(crate) fn new(proj: Proj, pulse: Pulse, default: Duration) -> Self {
         Self {
             proj,
             state: Mutex::new(RecordState {
-                addr,
-                last_seen: now,
+                addr: pulse.addr,
+                last_seen: pulse.wall,
+                beat_at: pulse.at,
                 heartbeats: 1,
-                timeout,
+                timeout: pulse.timeout.unwrap_or(default),
+                requested: pulse.timeout.is_some(),
                 generation: 0,
                 removed: false,
             }),
@@ -96,11 +132,11 @@ impl ClientRecord {
     }
 
     /// The record of a client recovered from the event log after a restart: no heartbeat
-    /// since (generation 0, zero heartbeats), last seen when the log last saw it.
-    pub fn recovered(
+    /// since (zero heartbeats), last seen when the log last saw it, due one timeout from now.
+    pub(crate) fn recovered(
         proj: Proj,
         addr: SocketAddr,
-        timeout: Duration,
+        timeout: ClientTimeout,
         last_seen: SystemTime,
     ) -> Self {
         Self {
@@ -108,56 +144,64 @@ impl ClientRecord {
             state: Mutex::new(RecordState {
                 addr,
                 last_seen,
+                beat_at: crate::clock::now(),
                 heartbeats: 0,
-                timeout,
+                timeout: timeout.timeout,
+                requested: timeout.requested,
                 generation: 0,
                 removed: false,
             }),
         }
     }
 
+    /// A copy of this record for a new actor, and this one marked removed, under one lock:
+    /// a heartbeat that reaches the old actor afterwards is refused and goes through the
+    /// registry to the new one.
+    pub(crate) fn relocate(&self) -> Option<ClientRecord> {
+        let mut s = self.lock();
+        if s.removed {
+            return None;
+        }
+        let copy = *s;
+        s.removed = true;
+        Some(ClientRecord {
+            proj: self.proj.clone(),
+            state: Mutex::new(copy),
+        })
+    }
+
     /// The client.
-    pub fn proj(&self) -> &Proj {
+    pub(crate) fn proj(&self) -> &Proj {
         &self.proj
     }
 
-    /// Applies one more heartbeat, with a new timeout if `timeout` is given, unless the
-    /// client has been removed.
-    pub fn beat(
-        &self,
-        addr: SocketAddr,
-        timeout: Option<Duration>,
-        now: SystemTime,
-    ) -> Result<Applied, Removed> {
+    /// Applies one more heartbeat, with a new timeout if it asks for one, unless the client
+    /// has been removed.
+    pub(crate) fn beat(&self, pulse: Pulse) -> Result<Applied, Removed> {
         let mut s = self.lock();
         if s.removed {
             return Err(Removed);
         }
-        s.addr = addr;
-        s.last_seen = now;
+        s.addr = pulse.addr;
+        s.last_seen = pulse.wall;
+        s.beat_at = pulse.at;
         s.heartbeats += 1;
         s.generation += 1;
-        if let Some(timeout) = timeout {
+        if let Some(timeout) = pulse.timeout {
             s.timeout = timeout;
+            s.requested = true;
         }
-        Ok(Applied {
-            generation: s.generation,
-            timeout: s.timeout,
-        })
+        Ok(s.applied())
     }
 
-    /// The current generation and timeout, to arm a watchdog with.
-    pub fn current(&self) -> Applied {
-        let s = self.lock();
-        Applied {
-            generation: s.generation,
-            timeout: s.timeout,
-        }
+    /// The current generation, timeout and deadline, to arm a watchdog with.
+    pub(crate) fn current(&self) -> Applied {
+        self.lock().applied()
     }
 
     /// Removes the client if no heartbeat was applied since `generation` (its watchdog
     /// expired). Answers whether it was removed.
-    pub fn expire(&self, generation: u64) -> bool {
+    pub(crate) fn expire(&self, generation: u64) -> bool {
         let mut s = self.lock();
         if s.removed || s.generation != generation {
             return false;
@@ -167,18 +211,32 @@ impl ClientRecord {
     }
 
     /// Removes the client unconditionally (an explicit `offline`, or shutdown).
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         self.lock().removed = true;
     }
 
+    /// Whether the client was removed.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.lock().removed
+    }
+
     /// Wall time of the last heartbeat and where it came from.
-    pub fn last_seen(&self) -> (SystemTime, SocketAddr) {
+    pub(crate) fn last_seen(&self) -> (SystemTime, SocketAddr) {
         let s = self.lock();
         (s.last_seen, s.addr)
     }
 
+    /// The timeout in force and whether the client asked for it.
+    pub(crate) fn timeout(&self) -> ClientTimeout {
+        let s = self.lock();
+        ClientTimeout {
+            timeout: s.timeout,
+            requested: s.requested,
+        }
+    }
+
     /// A copy for the API.
-    pub fn snapshot(&self) -> ClientInfo {
+    pub(crate) fn snapshot(&self) -> ClientInfo {
         let s = *self.lock();
         ClientInfo {
             proj: self.proj.clone(),
@@ -193,5 +251,15 @@ impl ClientRecord {
     fn lock(&self) -> std::sync::MutexGuard<'_, RecordState> {
         // The critical sections cannot panic; a poisoned lock still holds consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl RecordState {
+    fn applied(&self) -> Applied {
+        Applied {
+            generation: self.generation,
+            timeout: self.timeout,
+            deadline: self.beat_at + self.timeout,
+        }
     }
 }

@@ -1,19 +1,49 @@
-//! Liveness supervision: one [`Monitor`] actor per client with its watchdog, and the
-//! [`Registry`] that maps `proj` to monitors, reached through a [`RegistryHandle`].
+//! Liveness supervision: one [`Client`] actor per online client with its watchdog, the
+//! registry that maps `proj` to actors and decides every transition, and [`Heartbeats`], the
+//! one way in for heartbeats and offlines.
 
+mod client;
 mod client_record;
-mod monitor;
+mod heartbeats;
 mod registry;
 mod registry_handle;
 mod timeout_policy;
 
-pub use client_record::{Applied, ClientInfo, ClientRecord, ClientState, Removed};
-pub use monitor::{Beat, BeatAck, Monitor};
-pub use registry::{
-    Close, Expired, Full, Get, List, Registry, Remove, Resolve, Resolved, IDLE_STOP_AFTER,
-};
-pub use registry_handle::{BeatError, BeatRequest, Delivered, RegistryHandle, Unavailable};
+use std::sync::Arc;
+
+use actix::ArbiterHandle;
+
+pub use client::Client;
+pub(crate) use client::{error_code, Attach};
+pub use client_record::{ClientInfo, ClientState, Removed};
+pub use heartbeats::{BeatAck, BeatError, Heartbeat, Heartbeats};
+pub(crate) use heartbeats::{Route, Vacancy};
+pub use registry::{Full, List, Registry};
+pub use registry_handle::{RegistryHandle, Unavailable};
 pub use timeout_policy::TimeoutPolicy;
+
+use crate::events::Pipeline;
+use crate::metrics::Metrics;
+use registry::RegistryDeps;
+
+/// The supervision of a server: registries run on `home` (started on demand), clients past
+/// `max_clients` are refused, and every transition goes through `pipeline`.
+pub(crate) fn start(
+    home: ArbiterHandle,
+    policy: TimeoutPolicy,
+    max_clients: usize,
+    pipeline: Pipeline,
+    metrics: Arc<Metrics>,
+) -> Heartbeats {
+    let deps = RegistryDeps {
+        pipeline,
+        metrics: metrics.clone(),
+        default_timeout: policy.default,
+        max_clients,
+    };
+    let registry = RegistryHandle::new(home, policy, deps);
+    Heartbeats::new(registry, policy, metrics)
+}
 
 #[cfg(test)]
 mod tests;

@@ -9,50 +9,61 @@ use std::time::{Duration, SystemTime};
 
 use actix::{
     Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler, Message,
-    MessageResult,
+    MessageResult, WeakAddr,
 };
 
-use super::client_record::{ClientInfo, ClientRecord};
-use super::monitor::{Monitor, Rearm, Stop};
+use super::client::{Client, Depart, Rearm};
+use super::client_record::{ClientInfo, ClientRecord, Pulse};
 use crate::clock;
-use crate::events::{Event, EventBus, OfflineReason};
+use crate::events::{ClientTimeout, Event, OfflineReason, Pipeline};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
-use crate::storage::{Journal, RecoveredClient};
+use crate::storage::RecoveredClient;
 
 /// How long an empty registry lingers before it stops. Stopping the instant the last client
 /// leaves would make a proj that churns online/offline from many connections restart the
 /// registry on every offline, and each restart bounces the requests queued at that moment
 /// (they are retried, but a request could bounce again and again). After a second of
 /// emptiness nothing is queued in practice, and an idle server still holds no registry.
-pub const IDLE_STOP_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_STOP_AFTER: Duration = Duration::from_secs(1);
 
 /// Apply a heartbeat to `proj` through the registry: to its record if it is online (its
-/// monitor re-arms), else by creating its monitor (the client comes online). Fails only when
-/// a new client would exceed `server.max_clients`.
+/// actor re-arms), else by bringing it online (a new actor, or `host`). Fails only when a new
+/// client would exceed `server.max_clients`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Resolved, Full>")]
-pub struct Resolve {
-    /// The client.
+pub(crate) struct Resolve {
     pub proj: Proj,
     /// Where its heartbeat came from.
     pub addr: SocketAddr,
     /// Its requested timeout (clamped), or `None` to keep its current one.
     pub timeout: Option<Duration>,
-    /// Where a new monitor runs: the caller's arbiter, so that the caller's later heartbeats
-    /// stay on one thread.
+    /// Where a new actor runs: the caller's arbiter, so that the caller's connection can be
+    /// handed to it and its later heartbeats stay on one thread.
     pub home: ArbiterHandle,
+    /// An actor that hosts the caller's connection and offers to be this client's actor if
+    /// the client is not online (its own client, back after going offline).
+    pub host: Option<Addr<Client>>,
 }
 
 /// The heartbeat took effect.
 #[derive(Debug, Clone)]
-pub struct Resolved {
-    /// The client's monitor: send the next heartbeats straight to it.
-    pub monitor: Addr<Monitor>,
+pub(crate) struct Resolved {
+    /// The client's actor.
+    pub client: Addr<Client>,
     /// The client's effective timeout.
     pub timeout: Duration,
     /// Whether this heartbeat brought the client online.
     pub created: bool,
+    /// Set when the `host` became the client's actor.
+    pub adopted: Option<Adopted>,
+}
+
+/// What an actor needs to become a client's watchdog.
+#[derive(Debug, Clone)]
+pub(crate) struct Adopted {
+    pub record: Arc<ClientRecord>,
+    pub registry: WeakAddr<Registry>,
 }
 
 /// The registry holds `max` clients: a new one is refused.
@@ -63,33 +74,49 @@ pub struct Full {
     pub max: usize,
 }
 
+/// Move `proj` from its actor `from`, which has no connection, to a new actor on `home`,
+/// where a connection of the client waits to be handed to it. Answers the new actor, or
+/// `None` if `from` is no longer the client's actor.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<Addr<Client>>")]
+pub(crate) struct Relocate {
+    pub proj: Proj,
+    pub from: Addr<Client>,
+    pub home: ArbiterHandle,
+}
+
 /// Remove `proj` now (an explicit `offline`). Answers whether it was online.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
-pub struct Remove {
-    /// The client.
+pub(crate) struct Remove {
     pub proj: Proj,
 }
 
-/// A monitor's watchdog fired for record generation `generation`.
+/// A client actor's watchdog fired for record generation `generation`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Expired {
-    /// The client.
+pub(crate) struct Expired {
     pub proj: Proj,
-    /// The monitor whose watchdog fired.
-    pub monitor: Addr<Monitor>,
+    /// The actor whose watchdog fired.
+    pub client: Addr<Client>,
     /// The record generation the watchdog was armed for.
     pub generation: u64,
     /// When it fired.
     pub at: SystemTime,
 }
 
+/// A client's actor was dropped while it watched the client (its arbiter was stopped).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Lost {
+    pub proj: Proj,
+    pub record: Arc<ClientRecord>,
+}
+
 /// One client's record.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Option<ClientInfo>")]
-pub struct Get {
-    /// The client.
+pub(crate) struct Get {
     pub proj: Proj,
 }
 
@@ -103,57 +130,50 @@ pub struct List {
     pub limit: Option<usize>,
 }
 
-/// Stop every monitor and the registry (server shutdown). No event is published: the
-/// clients did not go offline, the server went away.
+/// Forget every client and stop (server shutdown); answers the clients online, with their
+/// exact last heartbeat, for the event log. No event is published: the clients did not go
+/// offline, the server went away.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Close;
+#[rtype(result = "Vec<RecoveredClient>")]
+pub(crate) struct Close;
 
-/// What a registry needs to create monitors and announce transitions.
+/// What a registry needs to create actors and announce transitions.
 #[derive(Clone)]
 pub(crate) struct RegistryDeps {
-    pub events: EventBus,
+    pub pipeline: Pipeline,
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
     pub max_clients: usize,
-    /// The durable event log, if on: every published event is appended to it.
-    pub journal: Option<Journal>,
 }
 
 struct Entry {
-    monitor: Addr<Monitor>,
+    client: Addr<Client>,
     record: Arc<ClientRecord>,
     /// Recovered from the event log and not heard from since the restart: if its watchdog
     /// fires, the reason is `timeout_after_restart`.
     recovered: bool,
 }
 
-/// Maps `proj` to its monitor and record. Started by the first heartbeat of an unknown client;
-/// stops itself when its last client leaves (see [`super::RegistryHandle`] for the lazy
-/// restart). Steady-state heartbeats never pass through it: sessions keep their monitor's
-/// address.
+/// Maps `proj` to its actor and record, and decides every transition. Started by the first
+/// heartbeat of an unknown client; stops itself when its last client leaves (see
+/// [`super::RegistryHandle`] for the lazy restart). Steady-state heartbeats never pass through
+/// it: each client's actor applies them.
 ///
-/// Every `online` and `offline` event is published here, in the same handler that changes the
-/// map: a subscriber that queries the API after an event sees the state the event announced,
-/// and one client's events alternate in order.
+/// Every transition is published here, through the pipeline of sinks, in the same handler
+/// that changes the map: a sink sees the state the event announced, and one client's events
+/// alternate in order.
 pub struct Registry {
     clients: BTreeMap<Proj, Entry>,
     /// Counts the times the map became empty: a pending idle stop checks that it is still
     /// the latest emptiness (no client came and went meanwhile).
     emptied: u64,
     deps: RegistryDeps,
-    /// Clients recovered from the event log, given monitors when the registry starts.
+    /// Clients recovered from the event log, given actors when the registry starts.
     seeds: Vec<RecoveredClient>,
 }
 
 impl Registry {
-    pub(crate) fn new(deps: RegistryDeps) -> Self {
-        Self::seeded(deps, Vec::new())
-    }
-
-    /// A registry that starts with the clients recovered from the event log, each with a
-    /// fresh watchdog of its own timeout (clamped to the current policy by the caller).
-    pub(crate) fn seeded(deps: RegistryDeps, seeds: Vec<RecoveredClient>) -> Self {
+    pub(crate) fn new(deps: RegistryDeps, seeds: Vec<RecoveredClient>) -> Self {
         Self {
             clients: BTreeMap::new(),
             emptied: 0,
@@ -162,63 +182,68 @@ impl Registry {
         }
     }
 
-    /// Appends `event` to the event log (if on), then publishes it.
-    fn announce(&self, event: Event, timeout: Duration) {
-        if let Some(journal) = &self.deps.journal {
-            journal.append(&event, timeout);
+    fn spawn(
+        record: &Arc<ClientRecord>,
+        home: &ArbiterHandle,
+        ctx: &mut Context<Self>,
+    ) -> Addr<Client> {
+        let registry = ctx.address().downgrade();
+        let record = record.clone();
+        Client::start_in_arbiter(home, move |_| Client::new(record, registry))
+    }
+
+    fn insert(&mut self, proj: Proj, entry: Entry) {
+        match self.clients.insert(proj, entry) {
+            // Cannot happen (the callers check), but if it did, the old actor must not watch
+            // on and the gauge must not count the client twice.
+            Some(old) => old.client.do_send(Depart { record: old.record }),
+            None => self.deps.metrics.client_added(),
         }
-        self.deps.events.publish(event);
     }
 
     fn create(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Resolved {
-        let timeout = msg.timeout.unwrap_or(self.deps.default_timeout);
+        let pulse = Pulse::now(msg.addr, msg.timeout);
         let record = Arc::new(ClientRecord::new(
             msg.proj.clone(),
-            msg.addr,
-            timeout,
-            clock::wall_now(),
+            pulse,
+            self.deps.default_timeout,
         ));
-        let monitor = Self::spawn_monitor(&record, &msg.home, ctx);
-        let replaced = self.clients.insert(
+        let (client, adopted) = match msg.host {
+            Some(host) => {
+                let adopted = Adopted {
+                    record: record.clone(),
+                    registry: ctx.address().downgrade(),
+                };
+                (host, Some(adopted))
+            }
+            None => (Self::spawn(&record, &msg.home, ctx), None),
+        };
+        let timeout = record.timeout();
+        self.insert(
             msg.proj.clone(),
             Entry {
-                monitor: monitor.clone(),
+                client: client.clone(),
                 record,
                 recovered: false,
             },
         );
-        match replaced {
-            // Cannot happen (a record in the map is never removed), but if it did, the old
-            // monitor must not live on and the gauge must not count the client twice.
-            Some(old) => old.monitor.do_send(Stop),
-            None => self.deps.metrics.client_added(),
-        }
-        self.announce(
+        self.deps.pipeline.publish(
             Event::Online {
                 proj: msg.proj,
                 addr: msg.addr,
-                at: clock::wall_now(),
+                at: pulse.wall,
             },
-            timeout,
+            Some(timeout),
         );
         Resolved {
-            monitor,
-            timeout,
+            client,
+            timeout: timeout.timeout,
             created: true,
+            adopted,
         }
     }
 
-    fn spawn_monitor(
-        record: &Arc<ClientRecord>,
-        home: &ArbiterHandle,
-        ctx: &mut Context<Self>,
-    ) -> Addr<Monitor> {
-        let registry = ctx.address().downgrade();
-        let record = record.clone();
-        Monitor::start_in_arbiter(home, move |_| Monitor::new(record, registry))
-    }
-
-    /// Takes `proj` out of the map (its record is already marked removed), stops its monitor
+    /// Takes `proj` out of the map (its record is already marked removed), tells its actor
     /// and announces it.
     fn depart(
         &mut self,
@@ -230,11 +255,13 @@ impl Registry {
         let Some(entry) = self.clients.remove(proj) else {
             return;
         };
-        entry.monitor.do_send(Stop);
         let (last_seen, addr) = entry.record.last_seen();
+        entry.client.do_send(Depart {
+            record: entry.record,
+        });
         self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
-        self.announce(
+        self.deps.pipeline.publish(
             Event::Offline {
                 proj: proj.clone(),
                 reason,
@@ -242,7 +269,7 @@ impl Registry {
                 last_seen,
                 at,
             },
-            Duration::ZERO,
+            None,
         );
         if self.clients.is_empty() {
             self.emptied += 1;
@@ -264,21 +291,23 @@ impl Actor for Registry {
         log::debug!("registry started");
         let home = actix::Arbiter::current();
         for seed in std::mem::take(&mut self.seeds) {
+            let timeout = ClientTimeout {
+                timeout: seed.timeout,
+                requested: seed.timeout_requested,
+            };
             let record = Arc::new(ClientRecord::recovered(
                 seed.proj.clone(),
                 seed.addr,
-                seed.timeout,
+                timeout,
                 seed.last_seen,
             ));
-            let monitor = Self::spawn_monitor(&record, &home, ctx);
+            let client = Self::spawn(&record, &home, ctx);
             let entry = Entry {
-                monitor,
+                client,
                 record,
                 recovered: true,
             };
-            if self.clients.insert(seed.proj, entry).is_none() {
-                self.deps.metrics.client_added();
-            }
+            self.insert(seed.proj, entry);
         }
     }
 
@@ -293,37 +322,45 @@ impl Handler<Resolve> for Registry {
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
-            if entry.recovered {
-                // Back after the restart, without a second `online`. Its monitor moves to
-                // the caller's arbiter, where its later heartbeats arrive.
+            // Online: apply the heartbeat here, so it cannot race with its removal, and let
+            // the actor re-arm for it. A record in the map is never removed.
+            if let Ok(applied) = entry.record.beat(Pulse::now(msg.addr, msg.timeout)) {
                 entry.recovered = false;
-                let old = std::mem::replace(
-                    &mut entry.monitor,
-                    Self::spawn_monitor(&entry.record, &msg.home, ctx),
-                );
-                old.do_send(Stop);
-            } else if !entry.monitor.connected() {
-                // Its monitor died with its arbiter (an embedding application stopped it):
-                // the client is still online, give it a new watchdog.
-                entry.monitor = Self::spawn_monitor(&entry.record, &msg.home, ctx);
-            }
-            // Online: apply the heartbeat here, so it cannot race with the monitor's removal,
-            // and let the monitor re-arm for it. A record in the map is never removed.
-            if let Ok(applied) = entry.record.beat(msg.addr, msg.timeout, clock::wall_now()) {
-                entry.monitor.do_send(Rearm(applied));
+                entry.client.do_send(Rearm {
+                    record: entry.record.clone(),
+                    applied,
+                });
                 return Ok(Resolved {
-                    monitor: entry.monitor.clone(),
+                    client: entry.client.clone(),
                     timeout: applied.timeout,
                     created: false,
+                    adopted: None,
                 });
             }
         }
-        if self.clients.len() >= self.deps.max_clients {
+        if self.clients.len() >= self.deps.max_clients && !self.clients.contains_key(&msg.proj) {
             return Err(Full {
                 max: self.deps.max_clients,
             });
         }
         Ok(self.create(msg, ctx))
+    }
+}
+
+impl Handler<Relocate> for Registry {
+    type Result = Option<Addr<Client>>;
+
+    fn handle(&mut self, msg: Relocate, ctx: &mut Context<Self>) -> Self::Result {
+        let entry = self.clients.get_mut(&msg.proj)?;
+        if entry.client != msg.from {
+            return None;
+        }
+        let record = Arc::new(entry.record.relocate()?);
+        let client = Self::spawn(&record, &msg.home, ctx);
+        let old = std::mem::replace(&mut entry.client, client.clone());
+        let old_record = std::mem::replace(&mut entry.record, record);
+        old.do_send(Depart { record: old_record });
+        Some(client)
     }
 }
 
@@ -334,8 +371,8 @@ impl Handler<Remove> for Registry {
         let Some(entry) = self.clients.get(&msg.proj) else {
             return false;
         };
-        // From here on, a heartbeat that reaches the monitor is refused and goes on to create
-        // a new monitor, whose `online` follows this `offline`.
+        // From here on, a heartbeat that reaches the actor is refused and goes through the
+        // registry, which brings the client online again: its `online` follows this `offline`.
         entry.record.remove();
         self.depart(&msg.proj, OfflineReason::Offline, clock::wall_now(), ctx);
         true
@@ -349,8 +386,8 @@ impl Handler<Expired> for Registry {
         let Some(entry) = self.clients.get(&msg.proj) else {
             return;
         };
-        if entry.monitor != msg.monitor || !entry.record.expire(msg.generation) {
-            // A heartbeat arrived after the watchdog fired: the monitor re-arms for it.
+        if entry.client != msg.client || !entry.record.expire(msg.generation) {
+            // A heartbeat arrived after the watchdog fired: the actor re-arms for it.
             return;
         }
         let reason = if entry.recovered {
@@ -359,6 +396,26 @@ impl Handler<Expired> for Registry {
             OfflineReason::Timeout
         };
         self.depart(&msg.proj, reason, msg.at, ctx);
+    }
+}
+
+impl Handler<Lost> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Lost, ctx: &mut Context<Self>) {
+        let Some(entry) = self.clients.get_mut(&msg.proj) else {
+            return;
+        };
+        if !Arc::ptr_eq(&entry.record, &msg.record) {
+            return;
+        }
+        // Watched again from here, on the registry's own arbiter, until its deadline.
+        log::warn!(
+            "the watchdog of client {} was lost with its arbiter; watching it again",
+            msg.proj
+        );
+        self.deps.metrics.watchdog_lost();
+        entry.client = Self::spawn(&msg.record, &actix::Arbiter::current(), ctx);
     }
 }
 
@@ -389,31 +446,27 @@ impl Handler<List> for Registry {
 }
 
 impl Handler<Close> for Registry {
-    type Result = ();
+    type Result = MessageResult<Close>;
 
-    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
-        if let Some(journal) = &self.deps.journal {
-            // The exact state at the stop, last heartbeats included, for the next start.
-            let clients = self
-                .clients
-                .values()
-                .map(|e| {
-                    let info = e.record.snapshot();
-                    RecoveredClient {
-                        proj: info.proj,
-                        addr: info.addr,
-                        last_seen: info.last_seen,
-                        timeout: Duration::from_millis(info.timeout_ms),
-                    }
-                })
-                .collect();
-            journal.snapshot(clients);
-        }
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
+        let mut clients = Vec::with_capacity(self.clients.len());
         for (_, entry) in std::mem::take(&mut self.clients) {
+            let info = entry.record.snapshot();
+            let timeout = entry.record.timeout();
+            clients.push(RecoveredClient {
+                proj: info.proj,
+                addr: info.addr,
+                last_seen: info.last_seen,
+                timeout: timeout.timeout,
+                timeout_requested: timeout.requested,
+            });
             entry.record.remove();
-            entry.monitor.do_send(Stop);
+            entry.client.do_send(Depart {
+                record: entry.record,
+            });
             self.deps.metrics.client_removed();
         }
         ctx.stop();
+        MessageResult(clients)
     }
 }

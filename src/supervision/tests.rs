@@ -12,8 +12,9 @@ use std::time::Duration;
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 use tokio::time::sleep;
 
+use super::registry::IDLE_STOP_AFTER;
 use super::*;
-use crate::events::{Event, EventBus, OfflineReason};
+use crate::events::{Event, EventBus, OfflineReason, Pipeline};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
@@ -43,6 +44,7 @@ impl Handler<Take> for Collector {
 }
 
 struct Fixture {
+    heartbeats: Heartbeats,
     registry: RegistryHandle,
     metrics: Arc<Metrics>,
     events: Addr<Collector>,
@@ -62,14 +64,17 @@ fn fixture() -> Fixture {
         default: TIMEOUT,
         ..TimeoutPolicy::default()
     };
+    let pipeline = Pipeline::new(0, vec![Box::new(bus)]);
+    let heartbeats = start(
+        Arbiter::current(),
+        policy,
+        MAX_CLIENTS,
+        pipeline,
+        metrics.clone(),
+    );
     Fixture {
-        registry: RegistryHandle::new(
-            Arbiter::current(),
-            policy,
-            MAX_CLIENTS,
-            bus,
-            metrics.clone(),
-        ),
+        registry: heartbeats.registry().clone(),
+        heartbeats,
         metrics,
         events,
     }
@@ -83,30 +88,42 @@ fn addr() -> SocketAddr {
     "127.0.0.1:4000".parse().unwrap()
 }
 
+/// A delivered heartbeat: the timeout in force, and the route a connection would keep.
+struct Beaten {
+    timeout: Duration,
+    route: Option<Box<Route>>,
+}
+
+impl Beaten {
+    fn client(&self) -> Addr<Client> {
+        self.route.as_ref().expect("a route").client.clone()
+    }
+}
+
 impl Fixture {
-    async fn beat(&self, p: &str, timeout_ms: Option<u64>) -> Delivered {
+    async fn beat(&self, p: &str, timeout_ms: Option<u64>) -> Beaten {
         self.beat_via(p, timeout_ms, None).await
     }
 
+    /// Like a connection that keeps the route of its last heartbeat.
     async fn beat_via(
         &self,
         p: &str,
         timeout_ms: Option<u64>,
-        cached: Option<Addr<Monitor>>,
-    ) -> Delivered {
-        let request = BeatRequest {
-            proj: proj(p),
-            addr: addr(),
-            timeout_ms,
-        };
-        self.registry
-            .beat(request, cached)
-            .await
-            .expect("heartbeat delivered")
+        route: Option<Box<Route>>,
+    ) -> Beaten {
+        let (delivered, route) = self
+            .heartbeats
+            .deliver(proj(p), addr(), timeout_ms, route, None)
+            .await;
+        Beaten {
+            timeout: delivered.expect("heartbeat delivered").timeout,
+            route,
+        }
     }
 
     async fn online(&self, p: &str) -> bool {
-        self.registry.get(proj(p)).await.is_some()
+        self.registry.get(proj(p)).await.unwrap().is_some()
     }
 
     /// (event, proj, reason) for each event since the last call.
@@ -121,6 +138,14 @@ impl Fixture {
                 Event::Offline { proj, reason, .. } => ("offline", proj.to_string(), Some(reason)),
             })
             .collect()
+    }
+}
+
+fn heartbeat(p: &str, timeout_ms: Option<u64>) -> Heartbeat {
+    Heartbeat {
+        proj: proj(p),
+        addr: addr(),
+        timeout_ms,
     }
 }
 
@@ -198,7 +223,7 @@ async fn a_client_timeout_is_clamped_and_sticky() {
 async fn offline_removes_at_once() {
     let f = fixture();
     f.beat("P", None).await;
-    assert!(f.registry.leave(proj("P")).await.unwrap());
+    assert!(f.heartbeats.offline(proj("P")).await.unwrap());
     assert!(
         !f.online("P").await,
         "a query after the ack sees the removal"
@@ -211,7 +236,7 @@ async fn offline_removes_at_once() {
         ]
     );
     // Idempotent, and no later timeout for a client that left.
-    assert!(!f.registry.leave(proj("P")).await.unwrap());
+    assert!(!f.heartbeats.offline(proj("P")).await.unwrap());
     sleep(TIMEOUT * 2).await;
     assert!(f.events().await.is_empty());
     assert_eq!(f.metrics.clients(), 0);
@@ -223,7 +248,7 @@ async fn registry_stops_when_empty_and_starts_again() {
     assert!(!f.registry.is_running());
     assert!(!f.metrics.is_registry_running());
     // Queries do not start it.
-    assert!(f.registry.list(List::default()).await.is_empty());
+    assert!(f.registry.list(List::default()).await.unwrap().is_empty());
     assert!(!f.registry.is_running());
 
     f.beat("A", None).await;
@@ -260,19 +285,10 @@ async fn no_heartbeat_is_lost_while_the_registry_stops() {
         f.beat("last", Some(100)).await;
         // A heartbeat for a new client, sent 1 ms before, at, or 1 ms after the stop.
         let offset = Duration::from_millis(99 + round % 3) + IDLE_STOP_AFTER;
-        let registry = f.registry.clone();
+        let heartbeats = f.heartbeats.clone();
         let newcomer = actix_rt::spawn(async move {
             sleep(offset).await;
-            registry
-                .beat(
-                    BeatRequest {
-                        proj: proj("new"),
-                        addr: addr(),
-                        timeout_ms: Some(100),
-                    },
-                    None,
-                )
-                .await
+            heartbeats.beat(heartbeat("new", Some(100))).await
         });
         newcomer
             .await
@@ -292,24 +308,22 @@ async fn tight_loop_of_heartbeats_and_offlines() {
     let f = fixture();
     let mut tasks = Vec::new();
     for worker in 0..4 {
-        let registry = f.registry.clone();
+        let heartbeats = f.heartbeats.clone();
         tasks.push(actix_rt::spawn(async move {
-            // Like a session: keep the monitor address between heartbeats.
-            let mut cached = None;
+            // Like a connection: keep the route of the last heartbeat.
+            let mut route = None;
             for i in 0..500 {
                 if (i + worker) % 2 == 0 {
-                    let request = BeatRequest {
-                        proj: proj("P"),
-                        addr: addr(),
-                        timeout_ms: None,
-                    };
-                    let delivered = registry
-                        .beat(request, cached.take())
-                        .await
-                        .expect("heartbeat delivered");
-                    cached = Some(delivered.monitor);
+                    let (delivered, next) = heartbeats
+                        .deliver(proj("P"), addr(), None, route.take(), None)
+                        .await;
+                    delivered.expect("heartbeat delivered");
+                    route = next;
                 } else {
-                    registry.leave(proj("P")).await.expect("offline delivered");
+                    heartbeats
+                        .offline(proj("P"))
+                        .await
+                        .expect("offline delivered");
                 }
             }
         }));
@@ -332,15 +346,16 @@ async fn tight_loop_of_heartbeats_and_offlines() {
     assert_eq!(f.metrics.clients(), i64::from(online));
 }
 
-/// A session's cached monitor that has expired is replaced at once: offline (timeout) is
+/// A route to an actor whose client has expired is replaced at once: offline (timeout) is
 /// published before the new online.
 #[actix_rt::test]
-async fn a_stale_cached_monitor_is_replaced_in_order() {
+async fn a_stale_route_is_replaced_in_order() {
     let f = fixture();
     let first = f.beat("P", Some(100)).await;
+    let first_client = first.client();
     sleep(Duration::from_millis(101)).await;
-    let second = f.beat_via("P", None, Some(first.monitor.clone())).await;
-    assert_ne!(first.monitor, second.monitor);
+    let second = f.beat_via("P", None, first.route).await;
+    assert_ne!(first_client, second.client());
     assert_eq!(
         f.events().await,
         [
@@ -351,7 +366,7 @@ async fn a_stale_cached_monitor_is_replaced_in_order() {
     );
     // The new monitor starts from the default timeout: the old one's is gone with it.
     assert_eq!(second.timeout, TIMEOUT);
-    let info = f.registry.get(proj("P")).await.unwrap();
+    let info = f.registry.get(proj("P")).await.unwrap().unwrap();
     assert_eq!(info.heartbeats, 1);
 }
 
@@ -371,18 +386,23 @@ async fn list_pages_in_proj_order() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        names(f.registry.list(page(None, None)).await),
+        names(f.registry.list(page(None, None)).await.unwrap()),
         ["a", "b", "c", "d"]
     );
     assert_eq!(
-        names(f.registry.list(page(None, Some(2))).await),
+        names(f.registry.list(page(None, Some(2))).await.unwrap()),
         ["a", "b"]
     );
     assert_eq!(
-        names(f.registry.list(page(Some("b"), Some(2))).await),
+        names(f.registry.list(page(Some("b"), Some(2))).await.unwrap()),
         ["c", "d"]
     );
-    assert!(f.registry.list(page(Some("d"), None)).await.is_empty());
+    assert!(f
+        .registry
+        .list(page(Some("d"), None))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// A heartbeat that meets its own watchdog: at every offset around the deadline it either
@@ -395,7 +415,7 @@ async fn a_heartbeat_at_the_deadline_is_never_lost() {
         let first = f.beat("P", Some(100)).await;
         let offset = Duration::from_millis(99 + round % 3);
         sleep(offset).await;
-        let again = f.beat_via("P", Some(100), Some(first.monitor)).await;
+        let again = f.beat_via("P", Some(100), first.route).await;
         assert_eq!(again.timeout, Duration::from_millis(100));
         assert!(f.online("P").await, "round {round}: acked but offline");
         let events = f.events().await;
@@ -405,7 +425,7 @@ async fn a_heartbeat_at_the_deadline_is_never_lost() {
             || kinds == ["offline", "online"]
             || kinds == ["online", "offline", "online"];
         assert!(fine, "round {round}: {events:?}");
-        assert!(f.registry.leave(proj("P")).await.unwrap());
+        assert!(f.heartbeats.offline(proj("P")).await.unwrap());
         f.events().await;
     }
 }
@@ -419,14 +439,14 @@ async fn close_stops_everything_without_events() {
     f.registry.close().await;
     assert!(!f.registry.is_running());
     assert_eq!(f.metrics.clients(), 0);
-    let request = BeatRequest {
-        proj: proj("C"),
-        addr: addr(),
-        timeout_ms: None,
-    };
     assert!(
-        f.registry.beat(request, None).await.is_err(),
+        f.heartbeats.beat(heartbeat("C", None)).await.is_err(),
         "closed for good"
+    );
+    assert_eq!(
+        f.registry.get(proj("A")).await,
+        Err(Unavailable),
+        "queries say the server is going away, not that nobody is online"
     );
     sleep(TIMEOUT * 2).await;
     assert!(
@@ -441,20 +461,16 @@ async fn a_new_client_past_max_clients_is_refused_without_harm() {
     for i in 0..MAX_CLIENTS {
         f.beat(&format!("C-{i}"), None).await;
     }
-    let request = BeatRequest {
-        proj: proj("one-too-many"),
-        addr: addr(),
-        timeout_ms: None,
-    };
+    let request = heartbeat("one-too-many", None);
     assert_eq!(
-        f.registry.beat(request.clone(), None).await.unwrap_err(),
+        f.heartbeats.beat(request.clone()).await.unwrap_err(),
         BeatError::TooManyClients(Full { max: MAX_CLIENTS })
     );
     assert!(!f.online("one-too-many").await);
     // Online clients still beat, and a place freed is a place taken.
     f.beat("C-0", None).await;
-    assert!(f.registry.leave(proj("C-1")).await.unwrap());
-    assert!(f.registry.beat(request, None).await.is_ok());
+    assert!(f.heartbeats.offline(proj("C-1")).await.unwrap());
+    assert!(f.heartbeats.beat(request).await.is_ok());
     assert_eq!(f.metrics.clients(), MAX_CLIENTS as i64);
 }
 
@@ -464,6 +480,7 @@ fn recovered(p: &str, timeout: Duration) -> crate::storage::RecoveredClient {
         addr: addr(),
         last_seen: std::time::SystemTime::UNIX_EPOCH,
         timeout,
+        timeout_requested: true,
     }
 }
 
@@ -479,7 +496,15 @@ async fn recovered_clients_get_a_fresh_watchdog_and_no_second_online() {
     at(MS).await;
     assert!(f.online("SILENT").await && f.online("BACK").await);
     assert_eq!(f.metrics.clients(), 2);
-    assert_eq!(f.registry.get(proj("BACK")).await.unwrap().heartbeats, 0);
+    assert_eq!(
+        f.registry
+            .get(proj("BACK"))
+            .await
+            .unwrap()
+            .unwrap()
+            .heartbeats,
+        0
+    );
 
     at(Duration::from_secs(5)).await;
     f.beat("BACK", None).await;
@@ -521,9 +546,63 @@ async fn an_explicit_offline_of_a_recovered_client_is_an_offline() {
     let f = fixture();
     f.registry
         .recover(vec![recovered("P", Duration::from_secs(10))]);
-    assert!(f.registry.leave(proj("P")).await.unwrap());
+    assert!(f.heartbeats.offline(proj("P")).await.unwrap());
     assert_eq!(
         f.events().await,
         [("offline", "P".into(), Some(OfflineReason::Offline))]
+    );
+}
+
+/// A client that never asked for a timeout follows the server's default after a restart:
+/// here the log says 3 s, the restarted server's default is 20 s.
+#[actix_rt::test]
+async fn a_recovered_defaulted_timeout_follows_the_current_default() {
+    let f = fixture();
+    let mut defaulted = recovered("DEFAULTED", Duration::from_secs(3));
+    defaulted.timeout_requested = false;
+    f.registry
+        .recover(vec![defaulted, recovered("ASKED", Duration::from_secs(3))]);
+    let defaulted = f.registry.get(proj("DEFAULTED")).await.unwrap().unwrap();
+    let asked = f.registry.get(proj("ASKED")).await.unwrap().unwrap();
+    assert_eq!(defaulted.timeout_ms, 20_000);
+    assert_eq!(asked.timeout_ms, 3_000);
+    // A heartbeat without timeout_ms keeps each as it is.
+    assert_eq!(f.beat("DEFAULTED", None).await.timeout, TIMEOUT);
+    assert_eq!(f.beat("ASKED", None).await.timeout, Duration::from_secs(3));
+}
+
+/// An embedding application's arbiter that hosted a client's actor is stopped: the client is
+/// not left online forever. The registry watches it again, and it goes offline at its own
+/// deadline.
+#[actix_rt::test]
+async fn a_watchdog_lost_with_its_arbiter_is_rearmed() {
+    let f = fixture();
+    let arbiter = Arbiter::new();
+    let heartbeats = f.heartbeats.clone();
+    let (done, beaten) = tokio::sync::oneshot::channel();
+    arbiter.spawn(async move {
+        let ack = heartbeats.beat(heartbeat("ORPHAN", Some(5_000))).await;
+        let _ = done.send(ack);
+    });
+    beaten.await.unwrap().expect("delivered");
+    arbiter.stop();
+    arbiter.join().unwrap();
+    // The actor was dropped with its arbiter; the registry hears of it and re-arms.
+    for _ in 0..100 {
+        if f.metrics.watchdogs_lost() == 1 {
+            break;
+        }
+        sleep(MS).await;
+    }
+    assert_eq!(f.metrics.watchdogs_lost(), 1);
+    assert!(f.online("ORPHAN").await);
+    sleep(Duration::from_secs(6)).await;
+    assert!(!f.online("ORPHAN").await, "immortal after its arbiter died");
+    assert_eq!(
+        f.events().await,
+        [
+            ("online", "ORPHAN".into(), None),
+            ("offline", "ORPHAN".into(), Some(OfflineReason::Timeout))
+        ]
     );
 }

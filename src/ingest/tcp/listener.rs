@@ -8,11 +8,13 @@ use std::time::Duration;
 use actix::ArbiterHandle;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use super::session::{Session, SessionServices};
+use super::connection::Connection;
+use super::connection_task::serve;
+use super::services::TcpServices;
+use super::slot::Slot;
 use super::tls_handshake::accept_tls;
 use crate::config::SessionConfig;
 use crate::protocol::{ErrorCode, Reply};
-use std::sync::atomic::Ordering;
 
 /// How long to pause accepting after an error such as "too many open files", so that a full
 /// file table turns into a slower accept rate instead of a busy loop.
@@ -46,21 +48,20 @@ pub(crate) fn bind(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Resu
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     arbiters: Vec<ArbiterHandle>,
-    services: Arc<SessionServices>,
+    services: Arc<TcpServices>,
 ) {
     let mut next = 0usize;
     let mut warned: Option<(crate::clock::Instant, u64)> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if services.open.fetch_add(1, Ordering::Relaxed) >= services.max_connections {
-                    services.open.fetch_sub(1, Ordering::Relaxed);
+                let Some(slot) = Slot::take(&services) else {
                     refuse(stream, peer, &services);
                     continue;
-                }
+                };
                 let arbiter = &arbiters[next % arbiters.len()];
                 next = next.wrapping_add(1);
-                hand_over(stream, peer, arbiter, services.clone());
+                hand_over(stream, peer, arbiter, slot);
             }
             // The peer gave up before we accepted: nothing to do.
             Err(e)
@@ -92,7 +93,7 @@ pub(crate) async fn accept_loop(
 /// Past `server.max_connections`: one error line, if the socket takes it at once, and close.
 /// With TLS on, only the close: a plaintext line would reach a TLS client as a corrupt
 /// handshake, and a handshake to say "full" would spend on the peer what the limit saves.
-fn refuse(stream: TcpStream, peer: SocketAddr, services: &SessionServices) {
+fn refuse(stream: TcpStream, peer: SocketAddr, services: &TcpServices) {
     let reply = Reply::error(
         ErrorCode::TooManyConnections,
         format!(
@@ -129,45 +130,38 @@ fn tune(stream: &TcpStream, config: &SessionConfig) -> io::Result<()> {
 }
 
 /// Moves an accepted socket to `arbiter`'s thread: a tokio socket is bound to the reactor of
-/// the thread that registered it, so it travels as a std socket and is registered again there.
-/// A TLS connection is tuned here like any other (the options belong to the TCP socket) and
-/// does its handshake on that thread.
-fn hand_over(
-    stream: TcpStream,
-    peer: SocketAddr,
-    arbiter: &ArbiterHandle,
-    services: Arc<SessionServices>,
-) {
+/// the thread that registered it, so it travels as a std socket and is registered again there,
+/// with its slot. A TLS connection is tuned here like any other (the options belong to the
+/// TCP socket) and does its handshake on that thread. Whatever goes wrong, dropping the slot
+/// gives its place back.
+fn hand_over(stream: TcpStream, peer: SocketAddr, arbiter: &ArbiterHandle, slot: Slot) {
     if let Err(e) = stream.set_nodelay(true) {
         log::debug!("set_nodelay for {peer}: {e}");
     }
-    if let Err(e) = tune(&stream, &services.session) {
+    if let Err(e) = tune(&stream, &slot.services().session) {
         log::debug!("socket options for {peer}: {e}");
     }
     let std_stream = match stream.into_std() {
         Ok(s) => s,
         Err(e) => {
-            services.open.fetch_sub(1, Ordering::Relaxed);
             log::warn!("could not hand over connection from {peer}: {e}");
             return;
         }
     };
-    let counter = services.clone();
     let spawned = arbiter.spawn(async move {
         match TcpStream::from_std(std_stream) {
-            Ok(stream) => match services.tls.clone() {
-                None => Session::start(stream, peer, services),
-                Some(tls) => accept_tls(stream, peer, tls, services).await,
+            Ok(stream) => match slot.services().tls.clone() {
+                // Served by a task of this arbiter (custom handlers' futures are not `Send`).
+                None => drop(actix_rt::spawn(serve(Connection::plain(
+                    stream, peer, slot,
+                )))),
+                Some(tls) => accept_tls(stream, peer, tls, slot).await,
             },
-            Err(e) => {
-                services.open.fetch_sub(1, Ordering::Relaxed);
-                log::warn!("could not register connection from {peer}: {e}");
-            }
+            Err(e) => log::warn!("could not register connection from {peer}: {e}"),
         }
     });
     if !spawned {
-        // The arbiter is stopping (shutdown): the task and its socket were dropped.
-        counter.open.fetch_sub(1, Ordering::Relaxed);
+        // The arbiter is stopping (shutdown): the task, its socket and its slot were dropped.
         log::debug!("connection from {peer} dropped: shutting down");
     }
 }

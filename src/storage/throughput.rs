@@ -1,23 +1,45 @@
 //! How fast the event log takes events, per `storage.fsync` policy: a burst of offlines (a
 //! switch dies and 10,000 clients go at once) and events one at a time (each waiting for its
-//! commit, the worst case for `always`).
+//! commit, the worst case for `always`). A measurement, not a test; docs/performance.md has its
+//! figures.
 //!
 //! ```console
-//! $ cargo run --release --example journal_throughput [-- DIR]
+//! $ HEARTWATCH_BENCH_DIR=/var/lib/heartwatch cargo test --release --lib journal_throughput -- --ignored --nocapture
 //! ```
 //!
-//! DIR (default: a temporary directory) is where the logs are written: point it at the disk
-//! the server will use, since sync latency is a property of the disk.
+//! `HEARTWATCH_BENCH_DIR` (default: the temporary directory) is where the logs are written:
+//! point it at the disk the server will use, since sync latency is a property of the disk.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use heartwatch::config::{Config, FsyncPolicy};
-use heartwatch::metrics::Metrics;
-use heartwatch::protocol::Proj;
-use heartwatch::storage::Journal;
-use heartwatch::{Event, OfflineReason};
+use super::{FsyncPolicy, Journal, StorageConfig};
+use crate::events::{ClientTimeout, Event, OfflineReason, Published, Sink};
+use crate::metrics::Metrics;
+use crate::protocol::Proj;
+
+/// Appends `event` under the next number, as the registry's pipeline does.
+fn append(journal: &mut Journal, event: Event) {
+    let id = NEXT.with(|n| {
+        let id = n.get() + 1;
+        n.set(id);
+        id
+    });
+    journal.publish(&Published {
+        id,
+        event,
+        timeout: Some(ClientTimeout {
+            timeout: Duration::from_secs(20),
+            requested: false,
+        }),
+        stamp: None,
+    });
+}
+
+thread_local! {
+    static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
 const BURST: u64 = 10_000;
 const ONE_BY_ONE: u64 = 200;
@@ -48,9 +70,11 @@ async fn committed(journal: &Journal, seq: u64) {
     }
 }
 
-#[actix_rt::main]
-async fn main() {
-    let base = std::env::args().nth(1).map(PathBuf::from);
+/// Not a test: a measurement, printed. Ignored unless asked for.
+#[ignore = "a benchmark: run it with --ignored --nocapture, in release mode"]
+#[actix_rt::test]
+async fn journal_throughput() {
+    let base = std::env::var_os("HEARTWATCH_BENCH_DIR").map(PathBuf::from);
     let scratch = tempfile_dir(base);
     println!("log directory: {}", scratch.display());
     println!(
@@ -63,14 +87,21 @@ async fn main() {
         FsyncPolicy::Never,
     ] {
         let dir = scratch.join(format!("{policy:?}").to_lowercase());
-        let mut config = Config::default().storage;
+        NEXT.with(|n| n.set(0));
+        let mut config = StorageConfig {
+            path: PathBuf::new(),
+            fsync: policy,
+            fsync_interval: Duration::from_secs(1),
+            segment_bytes: 16 << 20,
+            max_bytes: 256 << 20,
+        };
         config.path = dir.clone();
         config.fsync = policy;
         let metrics = Arc::new(Metrics::new());
-        let (journal, _) =
+        let (mut journal, _) =
             Journal::open(&config, metrics.clone(), Vec::new()).expect("the log opens");
         for i in 0..BURST {
-            journal.append(&online(i), Duration::from_secs(20));
+            append(&mut journal, online(i));
         }
         committed(&journal, BURST).await;
 
@@ -78,7 +109,7 @@ async fn main() {
         let syncs = metrics.storage_syncs();
         let start = Instant::now();
         for i in 0..BURST {
-            journal.append(&offline(i), Duration::ZERO);
+            append(&mut journal, offline(i));
         }
         committed(&journal, 2 * BURST).await;
         let burst = start.elapsed();
@@ -88,7 +119,7 @@ async fn main() {
         let syncs = metrics.storage_syncs();
         let start = Instant::now();
         for i in 0..ONE_BY_ONE {
-            journal.append(&online(BURST + i), Duration::from_secs(20));
+            append(&mut journal, online(BURST + i));
             committed(&journal, 2 * BURST + i + 1).await;
         }
         let each = start.elapsed() / ONE_BY_ONE as u32;

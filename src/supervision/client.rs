@@ -1,0 +1,445 @@
+//! The client actor: one per online client, owning its watchdog and, while the client keeps a
+//! connection, that connection's reads and writes.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use actix::fut::ActorFuture;
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
+    WeakAddr, WrapFuture,
+};
+
+use tokio::sync::oneshot;
+
+use super::client_record::{Applied, ClientRecord, Pulse, Removed};
+use super::heartbeats::BeatError;
+use super::registry::{Adopted, Expired, Lost, Registry};
+use crate::clock;
+use crate::ingest::tcp::{self, Connection, Step, FRAMES_PER_POLL};
+use crate::protocol::{ErrorCode, Proj};
+
+/// A heartbeat for this actor's client, from a connection it does not host. Answered once
+/// the record is updated and the watchdog pushed back, or with [`Removed`] if the client went
+/// offline or moved to another actor meanwhile (the caller then goes through the registry).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<BeatAck, Removed>")]
+pub(crate) struct Beat {
+    /// Where it came from.
+    pub addr: SocketAddr,
+    /// A new timeout (already clamped), or `None` to keep the current one.
+    pub timeout: Option<Duration>,
+}
+
+/// The heartbeat took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BeatAck {
+    /// The client's effective timeout from now on.
+    pub timeout: Duration,
+    /// Set when this actor has no connection: the thread it runs on, so that a connection on
+    /// the same thread can be handed to it.
+    pub vacant: Option<ThreadId>,
+}
+
+/// The registry applied a heartbeat to this client's record: re-arm the watchdog for it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Rearm {
+    pub record: Arc<ClientRecord>,
+    pub applied: Applied,
+}
+
+/// The registry removed this actor's client, or moved it to another actor: this actor is no
+/// longer its watchdog.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Depart {
+    /// The record this concerns: a departure of an earlier incarnation of the client is
+    /// ignored by an actor the registry has since made the watchdog again.
+    pub record: Arc<ClientRecord>,
+}
+
+/// A connection that carries this client's heartbeats, handed over by the task that read
+/// its first frames: this actor drives it from now on.
+///
+/// An actor may stop with this message still in its mailbox (its client left meanwhile), and
+/// an actor may decline it: either way the message is dropped with the connection in it, and
+/// dropping it gives the connection back to the task that sent it, which goes on serving it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Attach {
+    conn: Option<Connection>,
+    back: Option<oneshot::Sender<Connection>>,
+}
+
+impl Attach {
+    /// The message, and where the connection comes back if it is not taken.
+    pub(crate) fn new(conn: Connection) -> (Self, oneshot::Receiver<Connection>) {
+        let (back, returned) = oneshot::channel();
+        let attach = Self {
+            conn: Some(conn),
+            back: Some(back),
+        };
+        (attach, returned)
+    }
+}
+
+impl Drop for Attach {
+    fn drop(&mut self) {
+        if let (Some(conn), Some(back)) = (self.conn.take(), self.back.take()) {
+            // If the sender is gone too, the connection closes.
+            let _ = back.send(conn);
+        }
+    }
+}
+
+/// Watches one client. Its watchdog is a `run_later` timer, cancelled and re-armed on every
+/// heartbeat, so an idle server has exactly one pending timer per client and no wake-ups until
+/// one is due.
+///
+/// While the client keeps a persistent connection, this actor also drives that connection:
+/// a heartbeat is read, applied, re-arms the watchdog and is acked in one actor, with no
+/// message. A connection that has sent nothing yet costs no actor (a task reads it), and a
+/// client whose connection closed keeps its actor and watchdog.
+///
+/// An actor never decides alone that its client is offline: when its watchdog fires it sends
+/// [`Expired`] to the registry, which removes the client only if no heartbeat arrived since
+/// (see [`ClientRecord::expire`]), publishes `offline` and tells the actor ([`Depart`]).
+pub struct Client {
+    proj: Proj,
+    /// Weak: a strong `Addr` costs an allocation per clone. The registry that maps this
+    /// client outlives it (a registry never stops while it maps a client).
+    registry: WeakAddr<Registry>,
+    /// Set while this actor is its client's watchdog.
+    watch: Option<Watch>,
+    /// The client's connection, while this actor hosts it.
+    conn: Option<Connection>,
+}
+
+struct Watch {
+    record: Arc<ClientRecord>,
+    timer: Option<SpawnHandle>,
+    /// The record generation the timer is armed for. Re-arms for an older generation (a
+    /// registry-applied heartbeat overtaken by a direct one) are ignored, and a timer
+    /// cancelled in the same poll in which it expired (actix#284) finds the generation moved on.
+    armed: u64,
+}
+
+impl Client {
+    /// The actor of a client whose record (and first heartbeat) the registry holds.
+    pub(crate) fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
+        Self {
+            proj: record.proj().clone(),
+            registry,
+            watch: Some(Watch {
+                record,
+                timer: None,
+                armed: 0,
+            }),
+            conn: None,
+        }
+    }
+
+    fn watch_record(&self, record: &Arc<ClientRecord>) -> bool {
+        self.watch
+            .as_ref()
+            .is_some_and(|w| Arc::ptr_eq(&w.record, record))
+    }
+
+    fn arm(&mut self, applied: Applied, ctx: &mut Context<Self>) {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        if applied.generation < watch.armed {
+            return;
+        }
+        if let Some(timer) = watch.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        watch.armed = applied.generation;
+        let generation = applied.generation;
+        let after = applied.deadline.saturating_duration_since(clock::now());
+        watch.timer = Some(ctx.run_later(after, move |act, ctx| {
+            let Some(watch) = act.watch.as_mut() else {
+                return;
+            };
+            if watch.armed != generation {
+                return;
+            }
+            watch.timer = None;
+            let Some(registry) = act.registry.upgrade() else {
+                return;
+            };
+            registry.do_send(Expired {
+                proj: act.proj.clone(),
+                client: ctx.address(),
+                generation,
+                at: clock::wall_now(),
+            });
+        }));
+    }
+
+    /// This actor is no longer its client's watchdog.
+    fn unwatch(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.watch.take().and_then(|w| w.timer) {
+            ctx.cancel_future(timer);
+        }
+    }
+
+    fn adopt(&mut self, adopted: Adopted, ctx: &mut Context<Self>) {
+        self.unwatch(ctx);
+        let current = adopted.record.current();
+        self.registry = adopted.registry;
+        self.watch = Some(Watch {
+            record: adopted.record,
+            timer: None,
+            armed: 0,
+        });
+        self.arm(current, ctx);
+    }
+
+    /// Hands the connection back to a task (this actor is no longer its client's watchdog),
+    /// or stops if there is none.
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        if let Some(conn) = self.conn.take() {
+            actix::spawn(tcp::serve(conn));
+        }
+        ctx.stop();
+    }
+
+    /// One frame from the hosted connection.
+    fn on_frame(&mut self, frame: &[u8], ctx: &mut Context<Self>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        match conn.on_frame(frame) {
+            Step::Done => {}
+            Step::Heartbeat {
+                proj,
+                seq,
+                timeout_ms,
+            } if proj.as_str() == self.proj.as_str() => {
+                // The steady state: applied, re-armed and acked here, without a message.
+                if let Some(watch) = &self.watch {
+                    let applied =
+                        conn.services()
+                            .heartbeats
+                            .apply(&watch.record, conn.peer(), timeout_ms);
+                    if let Ok(applied) = applied {
+                        conn.ack(self.proj.clone(), seq, applied.timeout);
+                        self.arm(applied, ctx);
+                        return;
+                    }
+                }
+                // Its client went offline (or moved) while the connection stayed: offer this
+                // actor to the registry as its watchdog again.
+                let host = ctx.address();
+                self.deliver(self.proj.clone(), seq, timeout_ms, Some(host), ctx);
+            }
+            Step::Heartbeat {
+                proj,
+                seq,
+                timeout_ms,
+            } => self.deliver(proj.to_proj(), seq, timeout_ms, None, ctx),
+            Step::Offline { proj, seq } => {
+                let heartbeats = conn.services().heartbeats.clone();
+                let work = async move { tcp::offline(&heartbeats, proj, seq).await };
+                ctx.wait(work.into_actor(self).map(|answer, act, _| {
+                    if let Some(conn) = act.conn.as_mut() {
+                        conn.answer(answer);
+                    }
+                }));
+            }
+            Step::Custom(frame, grant) => {
+                let work = tcp::custom(conn.services(), frame, grant);
+                ctx.wait(work.into_actor(self).map(|answer, act, _| {
+                    if let Some(conn) = act.conn.as_mut() {
+                        conn.answer(answer);
+                    }
+                }));
+            }
+        }
+    }
+
+    /// Delivers a heartbeat that this actor cannot apply itself, and acks it when done.
+    fn deliver(
+        &mut self,
+        proj: Proj,
+        seq: Option<u64>,
+        timeout_ms: Option<u64>,
+        host: Option<actix::Addr<Client>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let heartbeats = conn.services().heartbeats.clone();
+        let route = conn.route.take();
+        let addr = conn.peer();
+        let target = proj.clone();
+        let work = async move {
+            heartbeats
+                .deliver(target, addr, timeout_ms, route, host)
+                .await
+        };
+        ctx.wait(
+            work.into_actor(self)
+                .map(move |(result, route), act, ctx| match result {
+                    Ok(delivered) => {
+                        let own = delivered.adopted.is_none() && proj == act.proj;
+                        if let Some(adopted) = delivered.adopted {
+                            act.adopt(adopted, ctx);
+                        }
+                        if let Some(conn) = act.conn.as_mut() {
+                            conn.route = route;
+                            conn.ack(proj, seq, delivered.timeout);
+                        }
+                        if own {
+                            // The client is this actor's but another actor watches it: this
+                            // connection is served like any other, by a task.
+                            act.release(ctx);
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(conn) = act.conn.as_mut() {
+                            conn.route = route;
+                            conn.error(error_code(&e), e.to_string());
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+/// The wire code of an undelivered heartbeat.
+pub(crate) fn error_code(e: &BeatError) -> ErrorCode {
+    match e {
+        BeatError::TooManyClients(_) => ErrorCode::TooManyClients,
+        BeatError::Unavailable(_) => ErrorCode::Unavailable,
+    }
+}
+
+/// Drives the hosted connection: reads frames while no frame's work is in flight (a frame
+/// that needs the registry or a handler holds the next one back, so replies stay in order and
+/// one connection queues at most one frame of work).
+struct Driver;
+
+impl ActorFuture<Client> for Driver {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Client,
+        ctx: &mut Context<Client>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        for _ in 0..FRAMES_PER_POLL {
+            if ctx.waiting() {
+                // The context polls this again once the frame's work is done.
+                return Poll::Pending;
+            }
+            let Some(conn) = act.conn.as_mut() else {
+                return Poll::Ready(());
+            };
+            match conn.poll_frame(task) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    // Closed (EOF, error, idle): the client keeps its actor and watchdog.
+                    act.conn = None;
+                    if act.watch.is_none() {
+                        ctx.stop();
+                    }
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(frame)) => act.on_frame(&frame, ctx),
+            }
+        }
+        task.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Actor for Client {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(watch) = &self.watch {
+            let current = watch.record.current();
+            self.arm(current, ctx);
+        }
+    }
+}
+
+impl Drop for Client {
+    /// An actor dropped while it still watches an online client died with its arbiter (an
+    /// embedding application stopped the arbiter it was started on): the registry is told,
+    /// so that the client is watched again instead of staying online forever.
+    fn drop(&mut self) {
+        let Some(watch) = self.watch.take() else {
+            return;
+        };
+        if watch.record.is_removed() {
+            return;
+        }
+        if let Some(registry) = self.registry.upgrade() {
+            registry.do_send(Lost {
+                proj: self.proj.clone(),
+                record: watch.record,
+            });
+        }
+    }
+}
+
+impl Handler<Beat> for Client {
+    type Result = Result<BeatAck, Removed>;
+
+    fn handle(&mut self, beat: Beat, ctx: &mut Context<Self>) -> Self::Result {
+        let watch = self.watch.as_ref().ok_or(Removed)?;
+        let applied = watch.record.beat(Pulse::now(beat.addr, beat.timeout))?;
+        self.arm(applied, ctx);
+        Ok(BeatAck {
+            timeout: applied.timeout,
+            vacant: self.conn.is_none().then(|| std::thread::current().id()),
+        })
+    }
+}
+
+impl Handler<Rearm> for Client {
+    type Result = ();
+
+    fn handle(&mut self, rearm: Rearm, ctx: &mut Context<Self>) {
+        if self.watch_record(&rearm.record) {
+            self.arm(rearm.applied, ctx);
+        }
+    }
+}
+
+impl Handler<Depart> for Client {
+    type Result = ();
+
+    fn handle(&mut self, depart: Depart, ctx: &mut Context<Self>) {
+        if !self.watch_record(&depart.record) {
+            return;
+        }
+        self.unwatch(ctx);
+        self.release(ctx);
+    }
+}
+
+impl Handler<Attach> for Client {
+    type Result = ();
+
+    fn handle(&mut self, mut attach: Attach, ctx: &mut Context<Self>) {
+        if self.conn.is_some() || self.watch.is_none() {
+            // Another connection got here first (or the client just left): dropping the
+            // message gives this one back to its task.
+            return;
+        }
+        self.conn = attach.conn.take();
+        ctx.spawn(Driver);
+    }
+}
