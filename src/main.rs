@@ -375,7 +375,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             .session(config.session)
             .auth(config.auth)
             .storage(config.storage)
-            .notify(config.notify);
+            .notify(config.notify)
+            .cluster(config.cluster);
         if let Some(tls) = tls {
             builder = builder.tls(tls);
         }

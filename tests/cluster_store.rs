@@ -236,6 +236,7 @@ async fn a_dead_node_is_declared_after_dead_after_and_its_clients_get_capped_dea
         timeout: t,
         lost_node,
         token,
+        addr: adopted_addr,
     } = next_command(&mut f2, Duration::from_secs(5)).await
     else {
         panic!("expected an adoption");
@@ -244,6 +245,7 @@ async fn a_dead_node_is_declared_after_dead_after_and_its_clients_get_capped_dea
     assert_eq!(p.as_str(), "P-3");
     assert_eq!(lost_node, "n1");
     assert_eq!(t, timeout);
+    assert_eq!(adopted_addr, Some(addr()));
     // Declared dead after dead_after / renew_interval rounds without a renewal (its last one
     // was at most a renewal interval before it stopped; rounds are spaced by the interval
     // give or take Redis's answer time), and not much later.

@@ -32,13 +32,17 @@
 //! - `webhooks.rs`: webhook delivery through consumer groups.
 //! - `transition.rs`, `token.rs`: the types the registry exchanges with the cluster.
 
+mod claim;
 mod config;
 mod control;
 mod error;
 mod keys;
 mod liveness;
+pub(crate) mod node;
 mod outbox;
+pub(crate) mod registry_hooks;
 mod scripts;
+mod sink;
 mod store;
 mod stream;
 mod task;
@@ -55,9 +59,11 @@ use actix::Arbiter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub(crate) use claim::{stamp, Claim};
 pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use outbox::OutboxCursor;
+pub(crate) use sink::ClusterSink;
 pub use store::{ClusterClient, NodeInfo, StreamEvent};
 pub use task::{checkpoint_every, ClusterStats, CHECKPOINT_MIN_TIMEOUT};
 pub use token::ClaimToken;

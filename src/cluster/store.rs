@@ -85,6 +85,7 @@ pub(crate) struct Adopted {
     pub cap: SystemTime,
     pub seen: SystemTime,
     pub timeout: Duration,
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 /// A detached client as [`Store::detached`] reads it.
@@ -96,6 +97,7 @@ pub(crate) struct Detached {
     pub seen: SystemTime,
     pub timeout: Duration,
     pub lost_node: String,
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 /// What [`Store::adopt`] did.
@@ -407,8 +409,8 @@ impl Store {
             Some("busy") => Ok(Adoption::Busy),
             Some(state @ ("more" | "done")) if reply.len() >= 2 => {
                 let mut clients = Vec::new();
-                for c in reply[2..].chunks(5) {
-                    let [proj, token, cap, seen, timeout] = c else {
+                for c in reply[2..].chunks(6) {
+                    let [proj, token, cap, seen, timeout, addr] = c else {
                         return Err(bad());
                     };
                     let (Ok(proj), Some(cap), Some(seen), Some(timeout)) = (
@@ -425,6 +427,7 @@ impl Store {
                         cap: from_ms(cap),
                         seen: from_ms(seen),
                         timeout: Duration::from_millis(timeout),
+                        addr: addr.parse().ok(),
                     });
                 }
                 Ok(Adoption::Batch {
@@ -465,7 +468,9 @@ impl Store {
                 "reconcile",
                 redis::cmd("HMGET")
                     .arg(self.keys.client(proj.as_str()))
-                    .arg(&["state", "mode", "tok", "cap", "seen", "timeout", "lost"])
+                    .arg(&[
+                        "state", "mode", "tok", "cap", "seen", "timeout", "lost", "addr",
+                    ])
                     .query_async(&mut conn),
             )
             .await?;
@@ -488,6 +493,7 @@ impl Store {
             seen: from_ms(seen),
             timeout: Duration::from_millis(timeout),
             lost_node: get(6).unwrap_or_default(),
+            addr: get(7).and_then(|a| a.parse().ok()),
         }))
     }
 

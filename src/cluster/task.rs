@@ -532,6 +532,7 @@ impl ClusterTask {
                             timeout: c.timeout,
                             lost_node: lost_node.clone(),
                             token: c.token,
+                            addr: c.addr,
                         });
                     }
                     if done {
@@ -617,6 +618,7 @@ impl ClusterTask {
                         timeout: c.timeout,
                         lost_node: c.lost_node,
                         token: c.token,
+                        addr: c.addr,
                     });
                 }
                 Ok(None) => {}

@@ -104,5 +104,7 @@ pub enum Command {
         lost_node: String,
         /// The token of the adoption.
         token: ClaimToken,
+        /// Where its claiming heartbeat came from, if the cluster knows.
+        addr: Option<std::net::SocketAddr>,
     },
 }

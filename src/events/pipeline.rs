@@ -28,6 +28,7 @@ impl Pipeline {
     }
 
     /// Numbers `event` and gives it to every sink; returns its id.
+    #[cfg(test)]
     pub(crate) fn publish(&self, event: Event, timeout: Option<ClientTimeout>) -> u64 {
         self.publish_stamped(event, timeout, None)
     }

@@ -52,6 +52,9 @@ pub(crate) async fn events(req: HttpRequest, state: web::Data<ApiState>) -> Http
     if let Some(refused) = state.refusal(&req) {
         return refused;
     }
+    if let Some(cluster) = &state.cluster {
+        return super::cluster_api::events(cluster, &req).await;
+    }
     let receiver = state.events.subscribe();
     let hello = futures_util::stream::once(async {
         Ok::<_, Infallible>(Bytes::from_static(b": heartwatch events\n\n"))

@@ -4,6 +4,7 @@
 //! heartwatch can serve them from its own server; [`start`] runs them on their own listener.
 
 mod clients;
+mod cluster_api;
 mod event_stream;
 mod health;
 mod metrics;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub events: broadcast::Sender<Bytes>,
     /// The bearer token reads require, if any.
     pub token: Option<Arc<str>>,
+    /// Cluster mode: clients, nodes, events and health come from the cluster.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl ApiState {
@@ -91,6 +94,7 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/v1/clients", web::get().to(clients::list))
             .route("/api/v1/clients/{proj}", web::get().to(clients::get))
+            .route("/api/v1/nodes", web::get().to(cluster_api::nodes))
             .route("/api/v1/events", web::get().to(event_stream::events));
     }
 }

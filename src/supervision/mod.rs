@@ -5,7 +5,7 @@
 mod client;
 mod client_record;
 mod heartbeats;
-mod registry;
+pub(crate) mod registry;
 mod registry_handle;
 mod timeout_policy;
 
@@ -15,6 +15,7 @@ use actix::ArbiterHandle;
 
 pub use client::Client;
 pub(crate) use client::{error_code, Attach};
+pub(crate) use client_record::ClientRecord;
 pub use client_record::{ClientInfo, ClientState, Removed};
 pub use heartbeats::{BeatAck, BeatError, Heartbeat, Heartbeats};
 pub(crate) use heartbeats::{Route, Vacancy};
@@ -34,12 +35,14 @@ pub(crate) fn start(
     max_clients: usize,
     pipeline: Pipeline,
     metrics: Arc<Metrics>,
+    cluster: Option<crate::cluster::Cluster>,
 ) -> Heartbeats {
     let deps = RegistryDeps {
         pipeline,
         metrics: metrics.clone(),
         default_timeout: policy.default,
         max_clients,
+        cluster,
     };
     let registry = RegistryHandle::new(home, policy, deps);
     Heartbeats::new(registry, policy, metrics)

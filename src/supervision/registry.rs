@@ -15,6 +15,7 @@ use actix::{
 use super::client::{Client, Depart, Rearm};
 use super::client_record::{ClientInfo, ClientRecord, Pulse};
 use crate::clock;
+use crate::cluster::{Claim, Cluster};
 use crate::events::{ClientTimeout, Event, OfflineReason, Pipeline};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
@@ -144,14 +145,18 @@ pub(crate) struct RegistryDeps {
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
     pub max_clients: usize,
+    /// Cluster mode: every transition carries its claim's token (see `src/cluster/`).
+    pub cluster: Option<Cluster>,
 }
 
-struct Entry {
-    client: Addr<Client>,
-    record: Arc<ClientRecord>,
+pub(crate) struct Entry {
+    pub(crate) client: Addr<Client>,
+    pub(crate) record: Arc<ClientRecord>,
     /// Recovered from the event log and not heard from since the restart: if its watchdog
     /// fires, the reason is `timeout_after_restart`.
     recovered: bool,
+    /// Cluster mode: the claim this node holds the client under.
+    pub(crate) claim: Option<Claim>,
 }
 
 /// Maps `proj` to its actor and record, and decides every transition. Started by the first
@@ -182,7 +187,7 @@ impl Registry {
         }
     }
 
-    fn spawn(
+    pub(crate) fn spawn(
         record: &Arc<ClientRecord>,
         home: &ArbiterHandle,
         ctx: &mut Context<Self>,
@@ -192,7 +197,7 @@ impl Registry {
         Client::start_in_arbiter(home, move |_| Client::new(record, registry))
     }
 
-    fn insert(&mut self, proj: Proj, entry: Entry) {
+    pub(crate) fn insert(&mut self, proj: Proj, entry: Entry) {
         match self.clients.insert(proj, entry) {
             // Cannot happen (the callers check), but if it did, the old actor must not watch
             // on and the gauge must not count the client twice.
@@ -219,21 +224,25 @@ impl Registry {
             None => (Self::spawn(&record, &msg.home, ctx), None),
         };
         let timeout = record.timeout();
+        let claim = self.deps.cluster.as_ref().map(|_| Claim::new());
+        let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), claim.as_ref());
         self.insert(
             msg.proj.clone(),
             Entry {
                 client: client.clone(),
                 record,
                 recovered: false,
+                claim,
             },
         );
-        self.deps.pipeline.publish(
+        self.deps.pipeline.publish_stamped(
             Event::Online {
                 proj: msg.proj,
                 addr: msg.addr,
                 at: pulse.wall,
             },
             Some(timeout),
+            stamp,
         );
         Resolved {
             client,
@@ -252,16 +261,12 @@ impl Registry {
         at: SystemTime,
         ctx: &mut Context<Self>,
     ) {
-        let Some(entry) = self.clients.remove(proj) else {
+        let Some((last_seen, addr, claim)) = self.take_out(proj, ctx) else {
             return;
         };
-        let (last_seen, addr) = entry.record.last_seen();
-        entry.client.do_send(Depart {
-            record: entry.record,
-        });
-        self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
-        self.deps.pipeline.publish(
+        let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), claim.as_ref());
+        self.deps.pipeline.publish_stamped(
             Event::Offline {
                 proj: proj.clone(),
                 reason,
@@ -270,7 +275,24 @@ impl Registry {
                 at,
             },
             None,
+            stamp,
         );
+    }
+
+    /// Takes `proj` out of the map (its record is already marked removed) and tells its
+    /// actor, without announcing anything (a departure, or a client that moved to another
+    /// cluster node). Answers its last heartbeat, where it came from, and its claim.
+    pub(crate) fn take_out(
+        &mut self,
+        proj: &Proj,
+        ctx: &mut Context<Self>,
+    ) -> Option<(SystemTime, SocketAddr, Option<Claim>)> {
+        let entry = self.clients.remove(proj)?;
+        let (last_seen, addr) = entry.record.last_seen();
+        entry.client.do_send(Depart {
+            record: entry.record,
+        });
+        self.deps.metrics.client_removed();
         if self.clients.is_empty() {
             self.emptied += 1;
             let emptied = self.emptied;
@@ -279,6 +301,34 @@ impl Registry {
                     ctx.stop();
                 }
             });
+        }
+        Some((last_seen, addr, entry.claim))
+    }
+
+    /// The client's entry (cluster hooks).
+    pub(crate) fn entry(&self, proj: &Proj) -> Option<&Entry> {
+        self.clients.get(proj)
+    }
+
+    /// Every client with its claim and exact last heartbeat (cluster hooks: a clean leave).
+    pub(crate) fn claims(&self) -> Vec<(Proj, &Claim, SystemTime)> {
+        self.clients
+            .iter()
+            .filter_map(|(proj, e)| Some((proj.clone(), e.claim.as_ref()?, e.record.last_seen().0)))
+            .collect()
+    }
+
+    /// A new entry for a client this node took over from a lost cluster node.
+    pub(crate) fn adopted_entry(
+        client: Addr<Client>,
+        record: Arc<ClientRecord>,
+        claim: Claim,
+    ) -> Entry {
+        Entry {
+            client,
+            record,
+            recovered: false,
+            claim: Some(claim),
         }
     }
 }
@@ -306,6 +356,7 @@ impl Actor for Registry {
                 client,
                 record,
                 recovered: true,
+                claim: None,
             };
             self.insert(seed.proj, entry);
         }
@@ -324,12 +375,30 @@ impl Handler<Resolve> for Registry {
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
             // Online: apply the heartbeat here, so it cannot race with its removal, and let
             // the actor re-arm for it. A record in the map is never removed.
-            if let Ok(applied) = entry.record.beat(Pulse::now(msg.addr, msg.timeout)) {
+            let pulse = Pulse::now(msg.addr, msg.timeout);
+            if let Ok(applied) = entry.record.beat(pulse) {
                 entry.recovered = false;
                 entry.client.do_send(Rearm {
                     record: entry.record.clone(),
                     applied,
                 });
+                if entry.claim.as_ref().is_some_and(Claim::is_detached) {
+                    // A client taken over from a lost node beats here: claim it for real,
+                    // which lifts its capped deadline in the cluster (no event).
+                    let claim = Claim::new();
+                    let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), Some(&claim));
+                    entry.claim = Some(claim);
+                    let timeout = entry.record.timeout();
+                    self.deps.pipeline.publish_stamped(
+                        Event::Online {
+                            proj: msg.proj.clone(),
+                            addr: msg.addr,
+                            at: pulse.wall,
+                        },
+                        Some(timeout),
+                        stamp,
+                    );
+                }
                 return Ok(Resolved {
                     client: entry.client.clone(),
                     timeout: applied.timeout,

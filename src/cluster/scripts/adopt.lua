@@ -10,8 +10,8 @@
 --     died, so this is never early), or its last checkpoint plus timeout plus the checkpoint
 --     period, if that is sooner.
 -- Returns {'fenced'} if the caller is not alive; {'gone'} if nothing is left to adopt;
--- {'busy'} if a live peer reaps it; else {'more' | 'done', lost node name, then 5 values per
--- adopted client: proj, token, cap_ms, seen_ms, timeout_ms}.
+-- {'busy'} if a live peer reaps it; else {'more' | 'done', lost node name, then 6 values per
+-- adopted client: proj, token, cap_ms, seen_ms, timeout_ms, addr}.
 local P, me, name, dead, tokbase, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local hb = KEYS[1]
 local mine = redis.call('HGET', hb, me)
@@ -32,7 +32,8 @@ local projs = redis.call('SPOP', P .. ':own:' .. dead, tonumber(batch))
 local out = {'more', lost}
 for i, proj in ipairs(projs) do
   local key = P .. ':c:' .. proj
-  local r = redis.call('HMGET', key, 'owner', 'state', 'timeout', 'seen', 'cp', 'cap', 'mode')
+  local r = redis.call('HMGET', key, 'owner', 'state', 'timeout', 'seen', 'cp', 'cap', 'mode',
+    'addr')
   if r[1] == dead and r[2] == 'online' then
     local timeout, seen, cp = tonumber(r[3]), tonumber(r[4]), tonumber(r[5]) or 0
     local cap
@@ -53,6 +54,7 @@ for i, proj in ipairs(projs) do
     out[#out + 1] = string.format('%.0f', cap)
     out[#out + 1] = string.format('%.0f', seen)
     out[#out + 1] = string.format('%.0f', timeout)
+    out[#out + 1] = r[8] or ''
   end
 end
 if redis.call('SCARD', P .. ':own:' .. dead) == 0 then
