@@ -44,7 +44,7 @@ pub(crate) async fn list(
         }
     };
     if let Some(cluster) = &state.cluster {
-        return super::cluster_api::list(cluster, after, query.limit).await;
+        return super::cluster_api::list(cluster, &state.registry, after, query.limit).await;
     }
     let listed = state
         .registry
@@ -77,7 +77,7 @@ pub(crate) async fn get(
         Err(e) => return bad_request(format!("proj: {e}")),
     };
     if let Some(cluster) = &state.cluster {
-        return super::cluster_api::get(cluster, proj).await;
+        return super::cluster_api::get(cluster, &state.registry, proj).await;
     }
     match state.registry.get(proj.clone()).await {
         Ok(Some(client)) => HttpResponse::Ok().json(client),

@@ -1,6 +1,7 @@
 //! The HTTP API in cluster mode: the merged client list, the nodes, the event stream of the
 //! whole cluster (resumable with `Last-Event-ID` on any node), and health with Redis's.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,6 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{ApiError, ApiState};
 use crate::cluster::{Cluster, ClusterError, ClusterHealth, StreamEvent};
 use crate::protocol::Proj;
+use crate::supervision::{ClientInfo, List, RegistryHandle};
 
 /// Events read back per `XRANGE` when a reader resumes.
 const RESUME_PAGE: usize = 1000;
@@ -25,25 +27,48 @@ fn unavailable(e: ClusterError) -> HttpResponse {
         })
 }
 
-/// Online clients of every node, in `proj` order.
+/// Online clients of every node, in `proj` order. Those of this node show their exact last
+/// heartbeat (the others, the last their node recorded: its claim or checkpoint).
 pub(crate) async fn list(
     cluster: &Cluster,
+    registry: &RegistryHandle,
     after: Option<Proj>,
     limit: Option<usize>,
 ) -> HttpResponse {
-    match cluster
+    let mut clients = match cluster
         .clients(after.as_ref(), limit.unwrap_or(usize::MAX))
         .await
     {
-        Ok(clients) => HttpResponse::Ok().json(clients),
-        Err(e) => unavailable(e),
+        Ok(clients) => clients,
+        Err(e) => return unavailable(e),
+    };
+    if clients.iter().any(|c| c.node == cluster.name()) {
+        // Every local client of this page is in the local page with the same bounds.
+        let local = registry
+            .list(List { after, limit })
+            .await
+            .unwrap_or_default();
+        let local: HashMap<&Proj, &ClientInfo> = local.iter().map(|c| (&c.proj, c)).collect();
+        for client in clients.iter_mut().filter(|c| c.node == cluster.name()) {
+            if let Some(info) = local.get(&client.proj) {
+                client.last_seen = info.last_seen;
+            }
+        }
     }
+    HttpResponse::Ok().json(clients)
 }
 
 /// One client, wherever it is connected.
-pub(crate) async fn get(cluster: &Cluster, proj: Proj) -> HttpResponse {
+pub(crate) async fn get(cluster: &Cluster, registry: &RegistryHandle, proj: Proj) -> HttpResponse {
     match cluster.client(&proj).await {
-        Ok(Some(client)) => HttpResponse::Ok().json(client),
+        Ok(Some(mut client)) => {
+            if client.node == cluster.name() {
+                if let Ok(Some(info)) = registry.get(proj).await {
+                    client.last_seen = info.last_seen;
+                }
+            }
+            HttpResponse::Ok().json(client)
+        }
         Ok(None) => HttpResponse::NotFound().json(ApiError {
             error: "not_found",
             message: format!("client {proj} is not online"),

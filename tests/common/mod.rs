@@ -509,6 +509,8 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 pub struct EventStream {
     reader: BufReader<TcpStream>,
     chunked: bool,
+    /// How long one read may wait.
+    wait: Duration,
     /// Decoded body bytes not yet returned as lines.
     pending: Vec<u8>,
 }
@@ -517,7 +519,17 @@ impl EventStream {
     /// Opens the stream and waits for the server's greeting comment, after which every event
     /// is delivered to this stream.
     pub async fn open(addr: SocketAddr) -> Self {
-        let request = "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+        Self::open_after(addr, None).await
+    }
+
+    /// [`EventStream::open`] with a `Last-Event-ID` header (resume after that event).
+    pub async fn open_after(addr: SocketAddr, last_event_id: Option<&str>) -> Self {
+        let resume = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{resume}\r\n"
+        );
         let connect = async {
             let mut stream = TcpStream::connect(addr).await?;
             stream.write_all(request.as_bytes()).await?;
@@ -530,6 +542,7 @@ impl EventStream {
         let mut events = Self {
             reader: BufReader::new(stream),
             chunked: false,
+            wait: IO_TIMEOUT,
             pending: Vec::new(),
         };
         let mut head = String::new();
@@ -560,6 +573,28 @@ impl EventStream {
         events
     }
 
+    /// The next event: its `id:` line (if any) and its `data:` payload, parsed; panics after
+    /// [`IO_TIMEOUT`].
+    pub async fn next_event(&mut self) -> (Option<String>, Value) {
+        let mut id = None;
+        loop {
+            let line = self.line().await;
+            if let Some(value) = line.strip_prefix("id: ") {
+                id = Some(value.to_string());
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                return (id, parse_json(data));
+            }
+        }
+    }
+
+    /// [`EventStream::next_event`], waiting up to `within` instead of [`IO_TIMEOUT`].
+    pub async fn next_event_within(&mut self, within: Duration) -> (Option<String>, Value) {
+        self.wait = within;
+        let event = self.next_event().await;
+        self.wait = IO_TIMEOUT;
+        event
+    }
+
     /// The next `data:` payload, parsed; panics after [`IO_TIMEOUT`].
     pub async fn next_data(&mut self) -> Value {
         loop {
@@ -573,7 +608,7 @@ impl EventStream {
     /// One line of the HTTP head (CRLF-terminated).
     async fn raw_line(&mut self) -> String {
         let mut line = String::new();
-        let n = timeout(IO_TIMEOUT, self.reader.read_line(&mut line))
+        let n = timeout(self.wait, self.reader.read_line(&mut line))
             .await
             .expect("event stream: timed out")
             .expect("event stream: read failed");
@@ -598,14 +633,14 @@ impl EventStream {
                     .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
                 assert!(size > 0, "event stream ended");
                 let mut chunk = vec![0; size + 2];
-                timeout(IO_TIMEOUT, self.reader.read_exact(&mut chunk))
+                timeout(self.wait, self.reader.read_exact(&mut chunk))
                     .await
                     .expect("event stream: timed out")
                     .expect("event stream: read failed");
                 self.pending.extend_from_slice(&chunk[..size]);
             } else {
                 let mut more = Vec::new();
-                let n = timeout(IO_TIMEOUT, self.reader.read_until(b'\n', &mut more))
+                let n = timeout(self.wait, self.reader.read_until(b'\n', &mut more))
                     .await
                     .expect("event stream: timed out")
                     .expect("event stream: read failed");
