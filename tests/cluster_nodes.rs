@@ -19,6 +19,10 @@ const TIMEOUT_MS: u64 = 3000;
 
 /// A node named `name` on `redis`, with its event log in `dir`.
 fn node(redis: &RedisServer, name: &str, dir: &std::path::Path) -> BinServer {
+    node_with(redis, name, dir, &[])
+}
+
+fn node_with(redis: &RedisServer, name: &str, dir: &std::path::Path, extra: &[&str]) -> BinServer {
     let url = redis.url();
     let dir = dir.to_string_lossy().to_string();
     BinServer::spawn_with(
@@ -30,7 +34,7 @@ fn node(redis: &RedisServer, name: &str, dir: &std::path::Path) -> BinServer {
             ("HEARTWATCH__CLUSTER__DEAD_AFTER", "1s"),
             ("HEARTWATCH__STORAGE__PATH", &dir),
         ],
-        &[],
+        extra,
     )
 }
 
@@ -377,4 +381,151 @@ async fn a_frozen_redis_delays_events_declares_nobody_dead_and_fails_health() {
         .filter(|l| l.contains("declared dead"))
         .count();
     assert_eq!(declared, 0);
+}
+
+/// Records webhook deliveries; answers 500 while `failing`.
+#[derive(Default)]
+struct Receiver {
+    failing: std::sync::atomic::AtomicBool,
+    hits: std::sync::Mutex<Vec<(String, u16, Value)>>,
+}
+
+async fn record(
+    req: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+    state: actix_web::web::Data<Receiver>,
+) -> actix_web::HttpResponse {
+    let id = req
+        .headers()
+        .get("x-heartwatch-delivery")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let failing = state.failing.load(std::sync::atomic::Ordering::SeqCst);
+    let status = if failing { 500 } else { 200 };
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.hits.lock().unwrap().push((id, status, json));
+    actix_web::HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+#[actix_rt::test]
+async fn webhooks_deliver_each_event_once_across_the_death_of_a_node() {
+    use actix_web::{web, App, HttpServer};
+    use std::sync::atomic::Ordering;
+
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let receiver = web::Data::new(Receiver::default());
+    receiver.failing.store(true, Ordering::SeqCst);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = listener.local_addr().unwrap();
+    let data = receiver.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(record))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hooks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notify]\nretry_initial = \"50ms\"\nretry_max = \"200ms\"\ntimeout = \"1s\"\n\
+             [[notify.webhook]]\nurl = \"http://{hook}/events\"\nname = \"alerts\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().to_string();
+    let n1 = node_with(&redis, "n1", dir.path(), &["--config", &config]);
+    let n2 = node_with(&redis, "n2", dir.path(), &["--config", &config]);
+    all_alive(&n2, &["n1", "n2"]).await;
+    eventually(
+        Duration::from_secs(5),
+        "both consumers in the group",
+        || async {
+            let mut c = redis.conn();
+            let consumers: redis::Value = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg("{heartwatch}:events")
+                .arg("wh:alerts")
+                .query(&mut c)
+                .unwrap_or(redis::Value::Nil);
+            matches!(consumers, redis::Value::Array(ref a) if a.len() == 2)
+        },
+    )
+    .await;
+
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut c = Client::connect(if i % 2 == 0 { n1.tcp } else { n2.tcp }).await;
+        beat(&mut c, &format!("W-{i}")).await;
+        clients.push(c);
+    }
+    // Every online is in the stream, both nodes hold deliveries they cannot make; then n1
+    // dies.
+    eventually(Duration::from_secs(5), "n1 delivering", || async {
+        let mut c = redis.conn();
+        let len: u64 = redis::cmd("XLEN")
+            .arg("{heartwatch}:events")
+            .query(&mut c)
+            .unwrap();
+        if len < 6 {
+            return false;
+        }
+        let pending: redis::Value = redis::cmd("XPENDING")
+            .arg("{heartwatch}:events")
+            .arg("wh:alerts")
+            .query(&mut c)
+            .unwrap();
+        format!("{pending:?}").contains("n1")
+    })
+    .await;
+    n1.signal("KILL");
+    receiver.failing.store(false, Ordering::SeqCst);
+
+    let mut stream_ids = Vec::new();
+    {
+        let mut c = redis.conn();
+        let ids: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("{heartwatch}:events")
+            .arg("-")
+            .arg("+")
+            .query(&mut c)
+            .unwrap();
+        stream_ids.extend(ids.into_iter().map(|(id, _)| id));
+    }
+    assert_eq!(stream_ids.len(), 6);
+    eventually(Duration::from_secs(15), "every event delivered", || async {
+        let hits = receiver.hits.lock().unwrap();
+        let ok: std::collections::HashSet<&String> =
+            hits.iter().filter(|h| h.1 == 200).map(|h| &h.0).collect();
+        ok.len() == stream_ids.len()
+    })
+    .await;
+    let hits = receiver.hits.lock().unwrap().clone();
+    let mut delivered: Vec<String> = hits
+        .iter()
+        .filter(|h| h.1 == 200)
+        .map(|h| h.0.clone())
+        .collect();
+    delivered.sort();
+    assert_eq!(
+        delivered, stream_ids,
+        "each event once, its stream id as delivery id"
+    );
+    for (id, status, body) in &hits {
+        if *status == 200 {
+            assert_eq!(body["id"], Value::String(id.clone()));
+            assert_eq!(body["event"], "online");
+        }
+    }
+    handle.stop(false).await;
 }
