@@ -273,6 +273,9 @@ impl Builder {
                     feeds.commands,
                     heartbeats.registry().clone(),
                 ));
+                actix_rt::spawn(crate::cluster::registry_hooks::sweep(
+                    heartbeats.registry().clone(),
+                ));
             }
             _ => heartbeats.registry().recover(storage.recovered),
         }

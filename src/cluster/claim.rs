@@ -10,6 +10,8 @@ use crate::storage::ClusterStamp;
 pub(crate) struct Claim {
     pub token: ClaimToken,
     pub lost_node: Option<String>,
+    /// The last heartbeat last checkpointed (long timeouts only), and when.
+    pub checkpointed: Option<(std::time::SystemTime, crate::clock::Instant)>,
 }
 
 impl Claim {
@@ -18,6 +20,7 @@ impl Claim {
         Self {
             token: ClaimToken::new(),
             lost_node: None,
+            checkpointed: None,
         }
     }
 

@@ -88,6 +88,7 @@ impl Handler<Adopt> for Registry {
         let claim = Claim {
             token: msg.token,
             lost_node: Some(msg.lost_node),
+            checkpointed: None,
         };
         self.insert(msg.proj, Registry::adopted_entry(client, record, claim));
     }
@@ -105,6 +106,63 @@ impl Handler<CloseForLeave> for Registry {
             .collect();
         let _ = <Self as Handler<Close>>::handle(self, Close, ctx);
         actix::MessageResult(claims)
+    }
+}
+
+/// Checkpoint the last heartbeat of clients with long timeouts that beat since their last
+/// checkpoint at least a quarter of their timeout ago (less one sweep period and one renewal,
+/// so that the cluster's copy is never more than a quarter of the timeout behind).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct CheckpointSweep;
+
+/// How often [`CheckpointSweep`] runs.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+impl Handler<CheckpointSweep> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckpointSweep, _: &mut Context<Self>) {
+        let Some(cluster) = self.cluster().cloned() else {
+            return;
+        };
+        let now = crate::clock::now();
+        let slack = SWEEP_EVERY + Duration::from_secs(1);
+        for (proj, entry) in self.entries_mut() {
+            let Some(claim) = entry.claim.as_mut() else {
+                continue;
+            };
+            let timeout = entry.record.timeout().timeout;
+            let Some(every) = super::checkpoint_every(timeout) else {
+                continue;
+            };
+            if claim.is_detached() {
+                continue;
+            }
+            let (seen, _) = entry.record.last_seen();
+            let due = match claim.checkpointed {
+                None => true,
+                Some((done, at)) => {
+                    seen > done && now.duration_since(at) + slack >= every
+                }
+            };
+            if due {
+                claim.checkpointed = Some((seen, now));
+                cluster.checkpoint(proj.clone(), claim.token.clone(), seen);
+            }
+        }
+    }
+}
+
+/// Sends [`CheckpointSweep`] every [`SWEEP_EVERY`] while the server runs (a registry that is
+/// not running has no client to checkpoint).
+pub(crate) async fn sweep(registry: RegistryHandle) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        if registry.call(CheckpointSweep, false).await.is_err() {
+            return;
+        }
     }
 }
 

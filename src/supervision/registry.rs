@@ -310,6 +310,16 @@ impl Registry {
         self.clients.get(proj)
     }
 
+    /// Every entry, mutably (cluster hooks: checkpoints).
+    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = (&Proj, &mut Entry)> {
+        self.clients.iter_mut()
+    }
+
+    /// The cluster handle, in cluster mode.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.deps.cluster.as_ref()
+    }
+
     /// Every client with its claim and exact last heartbeat (cluster hooks: a clean leave).
     pub(crate) fn claims(&self) -> Vec<(Proj, &Claim, SystemTime)> {
         self.clients
