@@ -221,7 +221,10 @@ impl Builder {
             None => None,
         };
         let (cluster, cluster_feeds) = match joined {
-            Some((cluster, feeds)) => (Some(cluster), Some(feeds)),
+            Some((cluster, feeds)) => {
+                metrics.set_cluster(cluster.clone());
+                (Some(cluster), Some(feeds))
+            }
             None => (None, None),
         };
 

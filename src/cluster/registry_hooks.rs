@@ -142,9 +142,7 @@ impl Handler<CheckpointSweep> for Registry {
             let (seen, _) = entry.record.last_seen();
             let due = match claim.checkpointed {
                 None => true,
-                Some((done, at)) => {
-                    seen > done && now.duration_since(at) + slack >= every
-                }
+                Some((done, at)) => seen > done && now.duration_since(at) + slack >= every,
             };
             if due {
                 claim.checkpointed = Some((seen, now));

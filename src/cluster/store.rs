@@ -653,6 +653,12 @@ impl Store {
             .map_or_else(|| "0-0".to_string(), |e| e.id.clone()))
     }
 
+    /// How many clients incarnation `id` owns.
+    pub async fn owned_count(&self, id: &str) -> Result<u64, ClusterError> {
+        let mut conn = self.conn.clone();
+        self.bounded("owned", conn.scard(self.keys.own(id))).await
+    }
+
     /// The clients incarnation `id` owns, as far as Redis knows, with their tokens and modes.
     pub async fn owned(&self, id: &str) -> Result<Vec<(String, Option<String>)>, ClusterError> {
         let mut conn = self.conn.clone();

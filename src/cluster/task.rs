@@ -147,6 +147,8 @@ pub(crate) struct ClusterTask {
     checkpoints: HashMap<Proj, (ClaimToken, SystemTime)>,
     watch: PeerWatch,
     rounds: u64,
+    /// An adoption failed: its answer may be lost, compare ownership with Redis.
+    must_reconcile: bool,
     last_error_log: Option<Instant>,
 }
 
@@ -183,6 +185,7 @@ impl ClusterTask {
             checkpoints: HashMap::new(),
             watch,
             rounds: 0,
+            must_reconcile: false,
             last_error_log: None,
         }
     }
@@ -405,7 +408,7 @@ impl ClusterTask {
                     }
                 }
                 self.write_checkpoints().await;
-                if self.rounds.is_multiple_of(RECONCILE_ROUNDS) {
+                if self.must_reconcile || self.rounds.is_multiple_of(RECONCILE_ROUNDS) {
                     self.reconcile().await;
                 }
             }
@@ -545,7 +548,7 @@ impl ClusterTask {
                     // The batch may have been taken over without this node hearing of it:
                     // the next reconciliation finds it.
                     self.failed(&e);
-                    self.rounds = RECONCILE_ROUNDS - 1;
+                    self.must_reconcile = true;
                     return false;
                 }
             }
@@ -576,12 +579,22 @@ impl ClusterTask {
     }
 
     /// Clients Redis says this node owns that the mirror does not know (an adoption whose
-    /// answer was lost) are handed to the registry as adopted.
+    /// answer was lost) are handed to the registry as adopted. Periodically only a count is
+    /// compared (one command); the members are read when it differs, or after a failed
+    /// adoption.
     async fn reconcile(&mut self) {
         if !self.outbox.is_empty() {
             // Claims on their way would look unknown: reconcile when the outbox is drained.
             return;
         }
+        if !self.must_reconcile {
+            match self.store.owned_count(&self.id).await {
+                Ok(n) if n == self.owned.len() as u64 => return,
+                Ok(_) => {}
+                Err(e) => return self.failed(&e),
+            }
+        }
+        self.must_reconcile = false;
         let owned = match self.store.owned(&self.id).await {
             Ok(owned) => owned,
             Err(e) => return self.failed(&e),
