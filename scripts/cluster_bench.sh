@@ -11,14 +11,17 @@
 #                                       # every node lists every client
 #
 # Knobs (environment): NODES (3), CLIENTS_PER_NODE (5000), CLIENTS (10000), ROUNDS (3),
-# PER_NODE (19900), BENCHES_PER_NODE (2), INTERVAL, WINDOW (30s), WARMUP (5s),
-# REDIS_PORT (6391). JSON reports go to target/cluster-bench/.
+# PER_NODE (19900), BENCHES_PER_NODE (2), INTERVAL (1s; scale: 5s), TIMEOUT (scale: 15s),
+# WINDOW (30s), WARMUP (5s),
+# REDIS_PORT (16391), BASE_PORT (17800: node i takes BASE_PORT+i, HTTP BASE_PORT+100+i).
+# JSON reports go to target/cluster-bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=${1:-steady}
 NODES=${NODES:-3}
-REDIS_PORT=${REDIS_PORT:-6391}
+REDIS_PORT=${REDIS_PORT:-16391}
+BASE_PORT=${BASE_PORT:-17800}
 WINDOW=${WINDOW:-30s}
 WARMUP=${WARMUP:-5s}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -76,12 +79,12 @@ steady)
     INTERVAL=${INTERVAL:-1s}
     rm -rf "$OUT/data"
     start_redis
-    for i in $(seq "$NODES"); do start_node "n$i" $((7800 + i)); done
+    for i in $(seq "$NODES"); do start_node "n$i" $((BASE_PORT + i)); done
     bench_pids=()
     for i in $(seq "$NODES"); do
         redis_arg=()
         [ "$i" = 1 ] && redis_arg=(--redis "$REDIS_URL")
-        "$HW" bench --server "127.0.0.1:$((7800 + i))" --pid "${node_pids[$((i - 1))]}" \
+        "$HW" bench --server "127.0.0.1:$((BASE_PORT + i))" --pid "${node_pids[$((i - 1))]}" \
             --clients "$CLIENTS_PER_NODE" --interval "$INTERVAL" --duration "$WINDOW" \
             --warmup "$WARMUP" --proj-prefix "n$i-" --ramp 2500 "${redis_arg[@]}" --json \
             >"$OUT/steady-n$i.json" &
@@ -114,8 +117,8 @@ compare)
             rm -rf "$OUT/data"
             redis-cli -p "$REDIS_PORT" flushall >/dev/null
             node_pids=()
-            start_node n1 7801 "$mode"
-            "$HW" bench --server 127.0.0.1:7801 --pid "${node_pids[0]}" --clients "$CLIENTS" \
+            start_node n1 $((BASE_PORT + 1)) "$mode"
+            "$HW" bench --server "127.0.0.1:$((BASE_PORT + 1))" --pid "${node_pids[0]}" --clients "$CLIENTS" \
                 --interval "$INTERVAL" --duration "$WINDOW" --warmup "$WARMUP" --json \
                 >"$OUT/compare-$mode-$round.json"
             kill "${node_pids[0]}"; wait "${node_pids[0]}" 2>/dev/null || true
@@ -141,9 +144,10 @@ scale)
     PER_NODE=${PER_NODE:-19900}
     BENCHES_PER_NODE=${BENCHES_PER_NODE:-2}
     INTERVAL=${INTERVAL:-5s}
+    TIMEOUT=${TIMEOUT:-15s}
     rm -rf "$OUT/data"
     start_redis
-    for i in $(seq "$NODES"); do start_node "n$i" $((7800 + i)); done
+    for i in $(seq "$NODES"); do start_node "n$i" $((BASE_PORT + i)); done
     per_bench=$((PER_NODE / BENCHES_PER_NODE))
     bench_pids=()
     k=0
@@ -152,9 +156,9 @@ scale)
             k=$((k + 1))
             redis_arg=()
             [ "$k" = 1 ] && redis_arg=(--redis "$REDIS_URL")
-            "$HW" bench --server "127.0.0.1:$((7800 + i))" --pid "${node_pids[$((i - 1))]}" \
-                --clients "$per_bench" --interval "$INTERVAL" --duration "$WINDOW" \
-                --warmup "$WARMUP" --ramp 1500 --proj-prefix "n$i-b$b-" "${redis_arg[@]}" \
+            "$HW" bench --server "127.0.0.1:$((BASE_PORT + i))" --pid "${node_pids[$((i - 1))]}" \
+                --clients "$per_bench" --interval "$INTERVAL" --timeout "$TIMEOUT" \
+                --duration "$WINDOW" --warmup "$WARMUP" --ramp 1500 --proj-prefix "n$i-b$b-" "${redis_arg[@]}" \
                 --json >"$OUT/scale-$k.json" &
             bench_pids+=($!)
         done
@@ -163,13 +167,13 @@ scale)
     ramp_s=$(( (per_bench + 1499) / 1500 ))
     sleep $((ramp_s + ${WARMUP%s} + 5))
     for i in $(seq "$NODES"); do
-        n=$(curl -s "127.0.0.1:$((7900 + i))/api/v1/clients" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+        n=$(curl -s "127.0.0.1:$((BASE_PORT + 100 + i))/api/v1/clients" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
         t0=$(date +%s.%N)
-        curl -s -o /dev/null "127.0.0.1:$((7900 + i))/api/v1/clients"
+        curl -s -o /dev/null "127.0.0.1:$((BASE_PORT + 100 + i))/api/v1/clients"
         t1=$(date +%s.%N)
         echo "n$i lists $n clients (list took $(python3 -c "print(round($t1 - $t0, 3))") s)" | tee -a "$OUT/scale-lists.txt"
     done
-    curl -s "127.0.0.1:7901/api/v1/nodes" >"$OUT/scale-nodes.json"
+    curl -s "127.0.0.1:$((BASE_PORT + 101))/api/v1/nodes" >"$OUT/scale-nodes.json"
     for pid in "${bench_pids[@]}"; do wait "$pid"; done
     python3 - "$OUT" "$k" <<'PY'
 import json, sys

@@ -27,6 +27,8 @@ use crate::protocol::Proj;
 
 /// Transitions published in one script call at most.
 const PUBLISH_BATCH: usize = 256;
+/// Inputs taken from the channel at once at most, before the loop looks at its timers.
+const DRAIN_INPUTS: usize = 4096;
 /// Clients taken over in one script call at most.
 const ADOPT_BATCH: usize = 500;
 /// Script calls one adoption may take in one round at most (a node of 500k clients).
@@ -214,12 +216,22 @@ impl ClusterTask {
             tokio::select! {
                 input = self.inputs.recv() => {
                     let Some(input) = input else { return };
-                    match input {
-                        Input::Flushed(waiter) => flushed.push(waiter),
-                        input => if let Flow::Stop(done) = self.handle(input).await {
-                            let _ = done.send(());
-                            return;
-                        },
+                    // Take everything already queued too, so that a burst of transitions (a
+                    // mass reconnect) is published in large batches, not one call each.
+                    let mut next = Some(input);
+                    let mut taken = 0;
+                    while let Some(input) = next.take() {
+                        match input {
+                            Input::Flushed(waiter) => flushed.push(waiter),
+                            input => if let Flow::Stop(done) = self.handle(input).await {
+                                let _ = done.send(());
+                                return;
+                            },
+                        }
+                        taken += 1;
+                        if taken < DRAIN_INPUTS {
+                            next = self.inputs.try_recv().ok();
+                        }
                     }
                 }
                 _ = tick.tick() => self.round().await,
