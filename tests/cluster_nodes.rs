@@ -529,3 +529,42 @@ async fn webhooks_deliver_each_event_once_across_the_death_of_a_node() {
     }
     handle.stop(false).await;
 }
+
+#[actix_rt::test]
+async fn a_client_connected_to_two_nodes_at_once_is_one_client() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = node(&redis, "n1", dir.path());
+    let n2 = node(&redis, "n2", dir.path());
+    all_alive(&n2, &["n1", "n2"]).await;
+    let mut stream = EventStream::open(n2.http).await;
+    let mut a = Client::connect(n1.tcp).await;
+    let mut b = Client::connect(n2.tcp).await;
+    for _ in 0..8 {
+        beat(&mut a, "T-1").await;
+        beat(&mut b, "T-1").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let list = n1.get("/api/v1/clients").await.json();
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    }
+    let (_, event) = stream.next_event().await;
+    assert_eq!(
+        (event["event"].as_str(), event["proj"].as_str()),
+        (Some("online"), Some("T-1"))
+    );
+    // One client: its goodbye (on either node) is the next event, with no offline or second
+    // online in between.
+    b.offline("T-1").await;
+    let (_, event) = stream.next_event().await;
+    assert_eq!(
+        (
+            event["event"].as_str(),
+            event["proj"].as_str(),
+            event["reason"].as_str()
+        ),
+        (Some("offline"), Some("T-1"), Some("offline")),
+        "{event}"
+    );
+}

@@ -40,3 +40,30 @@ pub(crate) fn stamp(cluster: Option<&Cluster>, claim: Option<&Claim>) -> Option<
         lost_node: claim.lost_node.clone(),
     })
 }
+
+/// A client says `offline` on a node that does not supervise it (in cluster mode it may be
+/// online on another node, e.g. connected to two at once): the goodbye ends whatever claim
+/// is in force, decided before it. An empty token in the stamp means "any owner".
+pub(crate) fn goodbye(
+    cluster: &Cluster,
+    pipeline: &crate::events::Pipeline,
+    proj: crate::protocol::Proj,
+) {
+    let now = crate::clock::wall_now();
+    let stamp = ClusterStamp {
+        token: String::new(),
+        node: cluster.incarnation(),
+        lost_node: None,
+    };
+    pipeline.publish_stamped(
+        crate::events::Event::Offline {
+            proj,
+            reason: crate::events::OfflineReason::Offline,
+            addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            last_seen: now,
+            at: now,
+        },
+        None,
+        Some(stamp),
+    );
+}

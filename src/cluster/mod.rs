@@ -59,7 +59,7 @@ use actix::Arbiter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub(crate) use claim::{stamp, Claim};
+pub(crate) use claim::{goodbye, stamp, Claim};
 pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use outbox::OutboxCursor;

@@ -448,6 +448,9 @@ impl Handler<Remove> for Registry {
 
     fn handle(&mut self, msg: Remove, ctx: &mut Context<Self>) -> bool {
         let Some(entry) = self.clients.get(&msg.proj) else {
+            if let Some(cluster) = &self.deps.cluster {
+                crate::cluster::goodbye(cluster, &self.deps.pipeline, msg.proj);
+            }
             return false;
         };
         // From here on, a heartbeat that reaches the actor is refused and goes through the

@@ -107,10 +107,12 @@ impl RegistryHandle {
         Ok(self.call(query, false).await?.unwrap_or_default())
     }
 
-    /// Removes `proj` now (an explicit `offline`). Answers whether it was online. Does not
-    /// start a registry: with none running, nobody is online.
+    /// Removes `proj` now (an explicit `offline`). Answers whether it was online here. Does
+    /// not start a registry (with none running, nobody is online), except in cluster mode,
+    /// where a goodbye also ends the client's claim on another node.
     pub(crate) async fn leave(&self, proj: Proj) -> Result<bool, Unavailable> {
-        Ok(self.call(Remove { proj }, false).await?.unwrap_or(false))
+        let start = self.inner.deps.cluster.is_some();
+        Ok(self.call(Remove { proj }, start).await?.unwrap_or(false))
     }
 
     /// Applies a heartbeat through the registry, starting one if none runs.

@@ -8,7 +8,8 @@
 -- is told to evict it). A claim decided before the one in force is stale (a replay after an
 -- outage, or a slow queue): it changes nothing.
 -- An offline ('off') applies only for the owner with the token of the claim in force: a stale
--- watchdog of a client that moved is fenced.
+-- watchdog of a client that moved is fenced. An offline with an empty token is a goodbye the
+-- client said to this node while another may own it: it ends the claim in force.
 -- Both are idempotent: a replay of an applied one (a reply lost to a timeout) is 'dup'.
 --
 -- Returns {'node fenced'} if the caller is not alive (nothing applied), else one string per transition:
@@ -54,6 +55,25 @@ for i = 0, n - 1 do
           'k', 'online', 'p', proj, 'n', name, 'e', ARGV[b + 8])
         out[#out + 1] = 'online ' .. id
       end
+    end
+  elseif tok == '' then
+    -- A goodbye said to this node for a client it may not own: it ends the claim in force,
+    -- if that claim was decided before the goodbye (a replay after the client came back
+    -- changes nothing), and the owner is told to drop it.
+    local when = now - tonumber(ARGV[b + 4])
+    if st ~= 'online' or (decided and tonumber(decided) > when) then
+      out[#out + 1] = 'dup'
+    else
+      if owner ~= me then
+        redis.call('PUBLISH', P .. ':ctl:' .. owner, 'evict ' .. rtok .. ' ' .. proj)
+      end
+      redis.call('HSET', key, 'state', 'offline', 'decided', when)
+      redis.call('SREM', P .. ':own:' .. owner, proj)
+      redis.call('ZREM', P .. ':online', proj)
+      redis.call('PEXPIRE', key, 86400000)
+      local id = redis.call('XADD', P .. ':events', 'MAXLEN', '~', maxlen, '*',
+        'k', 'offline', 'p', proj, 'n', name, 'e', ARGV[b + 8])
+      out[#out + 1] = 'offline ' .. id
     end
   else
     if rtok ~= tok or owner ~= me then
