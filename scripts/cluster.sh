@@ -39,7 +39,8 @@ stop() {
     wait 2>/dev/null || true
     echo "stopped"
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap "exit 130" INT TERM
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
     --dir "$OUT" --appendfilename cluster.aof >"$OUT/redis.log" 2>&1 &
