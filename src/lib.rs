@@ -1,27 +1,27 @@
 //! heartwatch: heartbeat detection and liveness supervision on actix.
 //!
-//! Clients identified by a `proj` send heartbeats over TCP (newline-delimited JSON); each online
-//! client has a [`supervision::Monitor`] actor whose watchdog declares it offline when its
-//! heartbeats stop. Events go to subscribers: the log, the HTTP event stream, your code.
+//! Clients identified by a `proj` send heartbeats (newline-delimited JSON over TCP, or any
+//! transport of your own through [`Heartbeats`]); each online client has an actor whose
+//! watchdog declares it offline when its heartbeats stop. Transitions go, in order, to every
+//! [`events::Sink`]: the durable event log, the server log, the HTTP event stream, your
+//! actors ([`EventBus`]) and your own sinks.
 //!
-//! # Layout: the path of a heartbeat
-//! - [`transport`]: the TCP listener and one [`transport::Session`] actor per connection.
-//! - [`protocol`]: the wire format, its framing, error codes and limits.
-//! - [`supervision`]: the [`supervision::Registry`] (`proj` → monitor, stops when empty,
-//!   restarted by [`supervision::RegistryHandle`]) and the [`supervision::Monitor`]s.
-//! - [`events`]: [`Event`]s and their fan-out to subscribers.
-//! - [`storage`]: the durable event log, and recovery of the online clients after a restart.
-//! - [`notify`]: webhooks, delivered from the event log.
-//! - [`cluster`]: cluster mode on Redis: several nodes, one view, one event stream.
-//! - [`http`]: the HTTP API (clients, event stream, metrics, health).
-//! - [`auth`]: protocol tokens (`hello`, per-frame `token`), reloadable on SIGHUP.
-//! - [`extension`]: handlers for your own frame types.
-//! - [`server`]: [`Builder`] and [`Running`], to start all of it inside an actix System.
-//! - [`tls`]: rustls configurations (ring provider) for both listeners and the client.
-//! - [`client`]: the heartbeat client actor behind `heartwatch beat`.
-//! - [`bench`]: `heartwatch bench`, the load generator.
-//! - [`config`], [`logging`], [`metrics`], [`process_stats`], [`clock`], [`shutdown`],
-//!   [`hangup`]: the plumbing.
+//! # What an embedding application uses
+//! - [`Builder`] starts everything inside your actix System; [`Running`] is the handle to it
+//!   (addresses, [`RegistryHandle`] for queries, [`Heartbeats`] to deliver heartbeats from
+//!   your own transport, [`EventBus`] to subscribe actors, [`metrics::Metrics`], `stop`).
+//! - [`config`]: the typed configuration and its loader ([`ConfigLoader`]: defaults, file,
+//!   environment).
+//! - [`events`]: [`Event`], and the [`events::Sink`] interface for consumers of transitions.
+//! - [`extension`]: handlers for frame types of your own.
+//! - [`http`]: the HTTP API's routes, to mount in your own actix-web `App`.
+//! - [`client`]: the heartbeat client actor (what `heartwatch beat` runs).
+//! - [`protocol`]: the wire format (frames, replies, error codes, limits).
+//! - [`auth`], [`tls`], [`notify`]: tokens, TLS configurations, webhook signatures.
+//! - [`shutdown::signal`]: waits for SIGINT or SIGTERM.
+//!
+//! Internally, a heartbeat flows ingest (`ingest::tcp`) → supervision (the registry and one
+//! actor per client) → events (the ordered sinks); ARCHITECTURE.md maps the code.
 //!
 //! # Embedding
 //! ```no_run
@@ -51,30 +51,28 @@
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod bench;
 pub mod client;
-pub mod clock;
-pub mod cluster;
+pub(crate) mod clock;
+pub(crate) mod cluster;
 pub mod config;
 pub mod events;
 pub mod extension;
-pub mod hangup;
 pub mod http;
-pub mod ingest;
-pub mod logging;
+pub(crate) mod ingest;
 pub mod metrics;
 pub mod notify;
-pub mod process_stats;
+pub(crate) mod process_stats;
 pub mod protocol;
-pub mod server;
+pub(crate) mod server;
 pub mod shutdown;
-pub mod storage;
-pub mod supervision;
+pub(crate) mod storage;
+pub(crate) mod supervision;
 pub mod tls;
 
 pub use config::{Config, ConfigError, ConfigLoader};
 pub use events::{Event, EventBus, OfflineReason};
 pub use server::{Builder, Running, StartError};
 pub use supervision::{
-    BeatAck, BeatError, ClientInfo, ClientState, Heartbeat, Heartbeats, RegistryHandle, Unavailable,
+    BeatAck, BeatError, ClientInfo, ClientState, Full, Heartbeat, Heartbeats, List, RegistryHandle,
+    Unavailable,
 };

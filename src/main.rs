@@ -1,20 +1,25 @@
 //! The `heartwatch` binary: parses the command line, loads the configuration, starts logging,
 //! runs the library, and maps errors to exit codes (2: configuration or usage, 1: runtime).
 
+mod cli;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use heartwatch::auth::{AuthError, Secret};
-use heartwatch::bench::BenchConfig;
-use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Report, Shutdown};
-use heartwatch::hangup::Hangups;
+use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Shutdown};
 use heartwatch::protocol::Proj;
 use heartwatch::tls::{ClientTls, ServerTls};
-use heartwatch::{clock, logging, shutdown, Builder, ConfigLoader};
+use heartwatch::{shutdown, Builder, ConfigLoader};
+
+use cli::beat_report::Report;
+use cli::bench::BenchConfig;
+use cli::hangup::Hangups;
+use cli::logging;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +40,12 @@ enum Command {
     Beat(BeatArgs),
     /// Load-test a server: many persistent clients, ack latency, server cost, detection delay.
     Bench(BenchArgs),
+    /// Show the clients of a running server (exit 0: all online, 1: some late or offline).
+    Status(cli::status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::docs::CompletionsArgs),
+    /// Print the man page (roff): `heartwatch man > heartwatch.1`.
+    Man(cli::docs::ManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +167,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Beat(args) => beat(args),
         Command::Bench(args) => bench(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Completions(args) => cli::docs::completions(&args, Cli::command()),
+        Command::Man(args) => cli::docs::man(&args, Cli::command()),
     }
 }
 
@@ -229,7 +243,7 @@ fn bench(args: BenchArgs) -> ExitCode {
     config.proj_prefix = args.proj_prefix;
     config.redis = args.redis;
     config.allow_remote = args.allow_remote;
-    match heartwatch::bench::run(config) {
+    match cli::bench::run(config) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
             Ok(json) => {
                 println!("{json}");
@@ -262,7 +276,7 @@ impl Handler<ClientEvent> for Printer {
     type Result = ();
 
     fn handle(&mut self, event: ClientEvent, _: &mut Context<Self>) {
-        if let Some(line) = self.0.line(&event, clock::wall_now()) {
+        if let Some(line) = self.0.line(&event, std::time::SystemTime::now()) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();

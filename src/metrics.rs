@@ -1,10 +1,12 @@
-//! Prometheus metrics, served at `GET /metrics`.
+//! Prometheus metrics, served at `GET /metrics` in either exposition format ([`Format`]).
 //!
 //! Every metric is an atomic shared by all arbiters; the hot path (one heartbeat) touches one
 //! counter. Labelled series are created once at start so that no lookup happens per event.
+//! What is cheaper to read than to keep up to date (process figures, webhook queues) is read
+//! by a collector at each scrape.
 
-use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -15,6 +17,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 
 use crate::auth::ReloadOutcome;
 use crate::events::OfflineReason;
@@ -37,6 +40,38 @@ struct CodeLabel {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    webhook: String,
+}
+
+/// The two text formats a scraper may ask for. Their counters differ: OpenMetrics names the
+/// family `x` and its sample `x_total` and ends with `# EOF`; Prometheus text 0.0.4 names
+/// both `x_total` and has no end marker. A body parsed with the other format's parser loses
+/// the counters' types, hence the negotiation in `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0, what Prometheus asks for first.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4, for every other scraper (and `curl`).
+    PrometheusText,
+}
+
+impl Format {
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +90,8 @@ pub struct Metrics {
     auth_reloads: Labelled<ReloadOutcome>,
     tls_reloads: Labelled<ReloadOutcome>,
     watchdogs_lost: Counter,
+    event_stream_subscribers: Gauge<i64, AtomicI64>,
+    webhook_queues: WebhookQueues,
     /// Cluster mode's counters, read at each scrape once the cluster has joined.
     cluster: Arc<OnceLock<crate::cluster::Cluster>>,
 }
@@ -167,12 +204,33 @@ impl Metrics {
             "Client actors dropped with their arbiter while watching a client (an application stopped the arbiter); each client was watched again",
             watchdogs_lost.clone(),
         );
+        let build_info = Family::<VersionLabel, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "heartwatch_build_info",
+            "Always 1; its label is the version of the running heartwatch",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        let event_stream_subscribers = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "heartwatch_event_stream_subscribers",
+            "Open /api/v1/events responses",
+            event_stream_subscribers.clone(),
+        );
+        let webhook_queues = WebhookQueues::default();
+        registry.register_collector(Box::new(webhook_queues.clone()));
         registry.register_collector(Box::new(ProcessCollector));
         let cluster = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(ClusterCollector(cluster.clone())));
         Self {
             cluster,
             watchdogs_lost,
+            event_stream_subscribers,
+            webhook_queues,
             storage_errors,
             storage_syncs,
             webhook_deliveries,
@@ -191,17 +249,49 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
+    /// Every metric, in `format`.
+    pub fn render(&self, format: Format) -> String {
+        let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            Format::PrometheusText => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
         out
     }
 
     /// Exposes cluster mode's `heartwatch_cluster_*` series from now on.
     pub(crate) fn set_cluster(&self, cluster: crate::cluster::Cluster) {
         let _ = self.cluster.set(cluster);
+    }
+
+    /// Counts one open event stream until the returned slot is dropped (with the response).
+    pub(crate) fn event_stream_subscriber(&self) -> GaugeSlot {
+        GaugeSlot::take(&self.event_stream_subscribers)
+    }
+
+    /// Event-stream responses open now.
+    pub fn event_stream_subscribers(&self) -> i64 {
+        self.event_stream_subscribers.get()
+    }
+
+    /// Exposes the queue of the webhook named `name`: the events `committed` to the log and
+    /// not yet `delivered` (its cursor), read at each scrape.
+    pub(crate) fn watch_webhook_queue(
+        &self,
+        name: String,
+        committed: watch::Receiver<u64>,
+        delivered: Arc<AtomicU64>,
+    ) {
+        self.webhook_queues.add(WebhookQueue {
+            name,
+            committed,
+            delivered,
+        });
     }
 
     pub(crate) fn client_added(&self) {
@@ -353,6 +443,69 @@ impl<K: Copy + PartialEq> Labelled<K> {
     }
 }
 
+/// One unit of a gauge, held for as long as what it counts exists: the count cannot leak on
+/// an early return or a dropped future.
+#[derive(Debug)]
+pub(crate) struct GaugeSlot(Gauge<i64, AtomicI64>);
+
+impl GaugeSlot {
+    fn take(gauge: &Gauge<i64, AtomicI64>) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for GaugeSlot {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// What one webhook's queue depth is computed from.
+#[derive(Debug)]
+struct WebhookQueue {
+    name: String,
+    committed: watch::Receiver<u64>,
+    /// The webhook's cursor: `u64::MAX` until its delivery starts (an empty queue).
+    delivered: Arc<AtomicU64>,
+}
+
+/// `heartwatch_webhook_queue_depth{webhook}`, one series per webhook, absent without
+/// webhooks. Read at each scrape, so that a delivery costs no metric update.
+#[derive(Debug, Clone, Default)]
+struct WebhookQueues(Arc<Mutex<Vec<WebhookQueue>>>);
+
+impl WebhookQueues {
+    fn add(&self, queue: WebhookQueue) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(queue);
+    }
+}
+
+impl Collector for WebhookQueues {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let queues = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if queues.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "heartwatch_webhook_queue_depth",
+            "Events committed to the event log and not yet delivered, per webhook",
+            None,
+            MetricType::Gauge,
+        )?;
+        for queue in queues.iter() {
+            let committed = *queue.committed.borrow();
+            let depth = committed.saturating_sub(queue.delivered.load(Ordering::Acquire));
+            let label = WebhookLabel {
+                webhook: queue.name.clone(),
+            };
+            ConstGauge::new(i64::try_from(depth).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&label)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The standard `process_*` series, read from `/proc/self` at each scrape (and absent where
 /// there is no `/proc`).
 #[derive(Debug)]
@@ -477,7 +630,7 @@ mod tests {
         m.heartbeat();
         m.offline(OfflineReason::Timeout);
         m.registry_running(true);
-        let text = m.render();
+        let text = m.render(Format::PrometheusText);
         for needle in [
             "heartwatch_clients 1",
             "heartwatch_heartbeats_total 1",
@@ -494,8 +647,54 @@ mod tests {
             "heartwatch_tls_reloads_total{result=\"failed\"} 0",
             "heartwatch_storage_syncs_total 0",
             "heartwatch_webhook_lost_total 0",
+            "heartwatch_event_stream_subscribers 0",
+            concat!(
+                "heartwatch_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn an_event_stream_is_counted_while_its_slot_lives() {
+        let m = Metrics::new();
+        let first = m.event_stream_subscriber();
+        let second = m.event_stream_subscriber();
+        assert_eq!(m.event_stream_subscribers(), 2);
+        drop(first);
+        assert_eq!(m.event_stream_subscribers(), 1);
+        drop(second);
+        assert_eq!(m.event_stream_subscribers(), 0);
+    }
+
+    #[test]
+    fn a_webhook_queue_is_the_committed_events_its_cursor_has_not_reached() {
+        let m = Metrics::new();
+        let text = m.render(Format::OpenMetrics);
+        assert!(
+            !text.contains("webhook_queue"),
+            "no webhook, no family:\n{text}"
+        );
+        let (committed, watched) = watch::channel(0);
+        let delivered = Arc::new(AtomicU64::new(u64::MAX));
+        m.watch_webhook_queue("hook-a".into(), watched, delivered.clone());
+        let series = "heartwatch_webhook_queue_depth{webhook=\"hook-a\"}";
+        let depth = |m: &Metrics| {
+            let text = m.render(Format::PrometheusText);
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        };
+        assert_eq!(depth(&m), 0, "not started yet");
+        delivered.store(0, Ordering::Release);
+        committed.send_replace(7);
+        assert_eq!(depth(&m), 7);
+        delivered.store(5, Ordering::Release);
+        assert_eq!(depth(&m), 2);
+        delivered.store(7, Ordering::Release);
+        assert_eq!(depth(&m), 0);
     }
 }

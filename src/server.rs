@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
 use crate::cluster::{node as cluster_node, Cluster, ClusterConfig, OutboxCursor};
-use crate::config::{AuthConfig, ServerConfig, SessionConfig};
+use crate::config::{
+    validate_http_tokens, validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig,
+};
 use crate::events::{Event, EventBus, LogSink, Pipeline, Sink};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
@@ -53,6 +55,9 @@ pub enum StartError {
     /// `start` was called outside an actix System.
     #[error("heartwatch must be started inside a running actix System")]
     NoSystem,
+    /// A setting the configuration loader would refuse (its message names the key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Configures and starts heartwatch inside the current actix System.
@@ -121,7 +126,8 @@ impl Builder {
         self
     }
 
-    /// Webhooks (`[notify]`); they need [`Builder::storage`].
+    /// Webhooks (`[notify]`); they need [`Builder::storage`] (without it, `start` refuses them
+    /// as the configuration loader does).
     pub fn notify(mut self, notify: NotifyConfig) -> Self {
         self.notify = Some(notify);
         self
@@ -178,6 +184,19 @@ impl Builder {
         if System::try_current().is_none() {
             return Err(StartError::NoSystem);
         }
+        validate_parts(
+            &self.config,
+            &self.session,
+            self.storage.as_ref(),
+            self.notify.as_ref(),
+            self.cluster.is_some(),
+        )?;
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .check()
+                .map_err(|(key, problem)| ConfigError::Value { key, problem })?;
+        }
+        validate_http_tokens(&self.auth)?;
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
@@ -289,7 +308,15 @@ impl Builder {
             token: Some(self.auth.http_token)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            admin_token: Some(self.auth.http_admin_token)
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
             cluster: cluster.clone(),
+            node: Arc::new((
+                node.clone()
+                    .unwrap_or_else(|| ClusterConfig::default().node_name(config.listen)),
+                crate::clock::wall_now(),
+            )),
         };
 
         let listener =
@@ -421,14 +448,11 @@ fn start_webhooks(
     notify: Option<&NotifyConfig>,
     metrics: &Arc<Metrics>,
 ) -> Result<Vec<JoinHandle<()>>, StartError> {
+    // Webhooks without the event log are refused by the configuration's validation.
     match (journal, webhooks, notify) {
         (Some(journal), Some(webhooks), Some(notify)) => webhooks
             .spawn(notify, journal, metrics)
             .map_err(StartError::Webhook),
-        (None, _, Some(notify)) if !notify.webhook.is_empty() => {
-            log::warn!("webhooks are off: they are delivered from the event log (storage)");
-            Ok(Vec::new())
-        }
         _ => Ok(Vec::new()),
     }
 }

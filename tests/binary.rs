@@ -106,7 +106,7 @@ async fn assert_clean_exit_on(server: &mut BinServer, signal: &str) {
     eprintln!("exited {took:?} after SIG{signal}");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn sigterm_with_a_thousand_clients_connected_exits_0_within_2_s() {
     let mut server = BinServer::spawn(&[]);
     let clients = connect_beating(&server, 1_000).await;
@@ -124,7 +124,7 @@ async fn sigterm_with_a_thousand_clients_connected_exits_0_within_2_s() {
     drop(clients);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn sigint_with_a_few_clients_connected_exits_0_within_2_s() {
     let mut server = BinServer::spawn(&["--timeout", "30s"]);
     let clients = connect_beating(&server, 5).await;
@@ -146,7 +146,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn the_server_keeps_answering_after_a_client_is_killed_mid_frame() {
     let server = BinServer::spawn(&[]);
     let mut survivor = Client::connect(server.tcp).await;

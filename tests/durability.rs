@@ -96,24 +96,36 @@ async fn after_a_crash_the_silent_are_reported_and_the_live_are_not_announced_ag
     let mut live = Client::connect(second.tcp).await;
     assert_ack(&live.heartbeat_timeout("LIVE", TIMEOUT_MS).await, "LIVE");
 
-    // LIVE keeps beating through and past SILENT's deadline; the stream must show SILENT's
-    // offline with the restart reason, and nothing about LIVE.
-    let until = started + Duration::from_millis(3 * TIMEOUT_MS);
-    let mut seen = Vec::new();
+    // LIVE keeps beating through SILENT's deadline; the first event after the restart is
+    // SILENT's offline, with the restart reason.
+    let deadline = started + Duration::from_millis(3 * TIMEOUT_MS);
     let mut beat_at = Instant::now();
-    while Instant::now() < until {
+    let first_event = loop {
         if Instant::now() >= beat_at {
             assert_ack(&live.heartbeat_timeout("LIVE", TIMEOUT_MS).await, "LIVE");
             beat_at += Duration::from_millis(300);
         }
         if let Ok(event) = timeout(Duration::from_millis(50), stream.next_data()).await {
-            seen.push(event);
+            break event;
         }
-    }
-    assert_eq!(seen.len(), 1, "events after the restart: {seen:?}");
-    assert_eq!(seen[0]["event"], "offline");
-    assert_eq!(seen[0]["proj"], "SILENT");
-    assert_eq!(seen[0]["reason"], "timeout_after_restart");
+        assert!(
+            Instant::now() < deadline,
+            "no event within three timeouts of the restart"
+        );
+    };
+    assert_eq!(first_event["event"], "offline", "{first_event}");
+    assert_eq!(first_event["proj"], "SILENT", "{first_event}");
+    assert_eq!(first_event["reason"], "timeout_after_restart");
+    // Nothing about LIVE, which still beats: the next event is a newcomer's online.
+    assert_ack(&live.heartbeat_timeout("LIVE", TIMEOUT_MS).await, "LIVE");
+    let mut newcomer = Client::connect(second.tcp).await;
+    assert_ack(&newcomer.heartbeat_timeout("NEW", TIMEOUT_MS).await, "NEW");
+    let next = stream.next_data().await;
+    assert_eq!(
+        (&next["event"], &next["proj"]),
+        (&"online".into(), &"NEW".into()),
+        "{next}"
+    );
     assert_eq!(second.client_status("LIVE").await, 200);
     assert_eq!(second.client_status("SILENT").await, 404);
     assert_eq!(
@@ -124,18 +136,20 @@ async fn after_a_crash_the_silent_are_reported_and_the_live_are_not_announced_ag
     );
 
     // The log agrees. The restart began a new segment with a snapshot of both clients and
-    // deleted the old one (no webhook needed it); after that snapshot comes SILENT's offline,
-    // numbered on from before the crash, and no second online for LIVE.
-    eventually(IO_TIMEOUT, "SILENT's offline in the log", || async {
-        count(&log_events(dir.path()), "offline", "SILENT") == 1
+    // deleted the old one (no webhook needed it); after that snapshot come SILENT's offline,
+    // numbered on from before the crash, and the newcomer's online: no second online for LIVE.
+    eventually(IO_TIMEOUT, "the newcomer's online in the log", || async {
+        count(&log_events(dir.path()), "online", "NEW") == 1
     })
     .await;
     let events = log_events(dir.path());
     assert_eq!(count(&events, "online", "LIVE"), 0, "{events:?}");
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["proj"], "SILENT", "{events:?}");
     assert_eq!(events[0]["reason"], "timeout_after_restart", "{events:?}");
     assert_eq!(events[0]["seq"], 3, "{events:?}");
+    assert_eq!(events[1]["proj"], "NEW", "{events:?}");
+    assert_eq!(events[1]["seq"], 4, "{events:?}");
 }
 
 #[actix_rt::test]

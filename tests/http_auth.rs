@@ -3,42 +3,26 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{test_config, TestServer};
 use heartwatch::config::AuthConfig;
 use heartwatch::Builder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const TOKEN: &str = "s3cret-token";
 
-/// The status line of `GET path` with the given `Authorization` header, if any.
+/// The status and the body (empty for the event stream, which does not end) of `GET path`
+/// with the given `Authorization` header, if any; header names are lowercase in the text.
 async fn status(server: &TestServer, path: &str, authorization: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(server.http).await.expect("connect");
-    let header = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    // Read to the end, or, for the event stream that does not end, until it goes quiet.
-    let mut response = Vec::new();
-    let deadline = tokio::time::Instant::now() + common::IO_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_millis(300), stream.read_buf(&mut response)).await
-        {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(_)) => {}
-            Err(_) if !response.is_empty() => break,
-            Err(_) => {}
-        }
-    }
-    assert!(!response.is_empty(), "empty response");
-    let text = String::from_utf8_lossy(&response).to_string();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
+    let response = server.get_with(path, &headers).await;
+    let head: String = response
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\n"))
+        .collect();
+    (response.status, format!("{head}\n{}", response.body))
 }
 
 async fn server_with_token() -> TestServer {

@@ -15,8 +15,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use common::pki::Pki;
 use common::{assert_ack, eventually, test_config, BinServer, Client, TestServer, IO_TIMEOUT};
+use heartwatch::config::StorageConfig;
 use heartwatch::notify::{verify, NotifyConfig, WebhookConfig};
-use heartwatch::storage::StorageConfig;
 use heartwatch::{Builder, Config};
 use serde_json::Value;
 
@@ -361,4 +361,61 @@ async fn https_webhooks_verify_the_receiver_against_notify_ca() {
     server.stop().await;
     receiver.stop().await;
     impostor.stop().await;
+}
+
+#[actix_rt::test]
+async fn each_webhooks_queue_depth_is_what_it_has_not_delivered_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, at) = loopback_listener();
+    // `/slow` refuses every delivery until told otherwise; `/fast` takes them all.
+    let receiver = Receiver::start(listener, usize::MAX, "/slow");
+    let named = |name: &str| -> WebhookConfig {
+        serde_json::from_value(serde_json::json!({
+            "url": format!("http://{at}/{name}"),
+            "name": name,
+        }))
+        .expect("a webhook config")
+    };
+    let builder = Builder::new(test_config())
+        .storage(storage(dir.path()))
+        .notify(notify(vec![named("slow"), named("fast")]));
+    let server = TestServer::start_with(builder).await;
+    let depth = |name: &str| format!("heartwatch_webhook_queue_depth{{webhook=\"{name}\"}}");
+    assert_eq!(server.metric(&depth("slow")).await, 0.0);
+    assert_eq!(server.metric(&depth("fast")).await, 0.0);
+
+    let mut client = server.client().await;
+    client.heartbeat("Q-1").await;
+    client.offline("Q-1").await;
+    client.heartbeat("Q-2").await;
+    eventually(
+        IO_TIMEOUT,
+        "the three events delivered to /fast",
+        || async { receiver.ok_hits("/fast").len() == 3 },
+    )
+    .await;
+    eventually(IO_TIMEOUT, "/fast's queue is empty", || async {
+        server.metric(&depth("fast")).await == 0.0
+    })
+    .await;
+    // /slow has been refusing #1 all along: the three are queued.
+    eventually(IO_TIMEOUT, "failed attempts to /slow", || async {
+        receiver.hits().iter().filter(|h| h.path == "/slow").count() >= 2
+    })
+    .await;
+    assert_eq!(server.metric(&depth("slow")).await, 3.0);
+
+    receiver.state.fail.store(0, Ordering::SeqCst);
+    eventually(
+        IO_TIMEOUT,
+        "the three events delivered to /slow",
+        || async { receiver.ok_hits("/slow").len() == 3 },
+    )
+    .await;
+    eventually(IO_TIMEOUT, "/slow's queue is empty", || async {
+        server.metric(&depth("slow")).await == 0.0
+    })
+    .await;
+    server.stop().await;
+    receiver.stop().await;
 }

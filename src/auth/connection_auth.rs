@@ -116,10 +116,7 @@ impl ConnectionAuth {
             .cloned()
             .chain(token.map(|t| Secret::new(t.expose())))
             .collect();
-        Grant::Tokens {
-            auth: self.auth.clone(),
-            tokens,
-        }
+        Grant::tokens(self.auth.clone(), tokens)
     }
 }
 

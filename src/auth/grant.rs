@@ -12,24 +12,35 @@ use super::secret::Secret;
 /// It keeps the tokens, not a list of projs, and checks them against the store in force
 /// when asked: a reload (SIGHUP) that revokes a token also revokes what a handler may do.
 #[derive(Clone)]
-pub enum Grant {
-    /// Authentication is off (or the caller is the embedding application): everything.
+pub struct Grant(Scope);
+
+#[derive(Clone)]
+enum Scope {
+    /// Authentication is off: everything.
     All,
     /// Whatever these tokens cover (the connection's hello token and the frame's own).
     Tokens {
-        /// The tokens in force.
         auth: Arc<Authenticator>,
-        /// The tokens the connection has shown.
         tokens: Vec<Secret>,
     },
 }
 
 impl Grant {
+    /// Everything: authentication is off.
+    pub(crate) fn all() -> Self {
+        Self(Scope::All)
+    }
+
+    /// What `tokens` cover, checked against the store in force when asked.
+    pub(crate) fn tokens(auth: Arc<Authenticator>, tokens: Vec<Secret>) -> Self {
+        Self(Scope::Tokens { auth, tokens })
+    }
+
     /// Whether the connection may act on `proj`.
     pub fn covers(&self, proj: &str) -> bool {
-        match self {
-            Grant::All => true,
-            Grant::Tokens { auth, tokens } => {
+        match &self.0 {
+            Scope::All => true,
+            Scope::Tokens { auth, tokens } => {
                 let store = auth.current();
                 // Every token is checked, without an early exit.
                 tokens.iter().fold(false, |ok, t| {
@@ -42,9 +53,9 @@ impl Grant {
 
 impl std::fmt::Debug for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Grant::All => f.write_str("Grant::All"),
-            Grant::Tokens { tokens, .. } => write!(f, "Grant::Tokens({} token(s))", tokens.len()),
+        match &self.0 {
+            Scope::All => f.write_str("Grant(all)"),
+            Scope::Tokens { tokens, .. } => write!(f, "Grant({} token(s))", tokens.len()),
         }
     }
 }

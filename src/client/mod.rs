@@ -7,10 +7,8 @@ mod backoff;
 mod config;
 mod event;
 mod heartbeat_client;
-mod report;
 
-pub use backoff::Backoff;
+pub(crate) use backoff::Backoff;
 pub use config::ClientConfig;
 pub use event::{ClientEvent, DownReason};
 pub use heartbeat_client::{HeartbeatClient, Shutdown};
-pub use report::Report;

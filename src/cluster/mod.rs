@@ -46,6 +46,8 @@ mod sink;
 mod store;
 mod stream;
 mod task;
+#[cfg(test)]
+mod tests;
 mod token;
 mod transition;
 mod webhooks;
@@ -65,7 +67,7 @@ pub use error::ClusterError;
 pub use outbox::OutboxCursor;
 pub(crate) use sink::ClusterSink;
 pub use store::{ClusterClient, NodeInfo, StreamEvent};
-pub use task::{checkpoint_every, ClusterStats, CHECKPOINT_MIN_TIMEOUT};
+pub use task::{checkpoint_every, ClusterStats};
 pub use token::ClaimToken;
 pub use transition::{Command, Transition};
 

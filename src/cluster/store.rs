@@ -133,6 +133,9 @@ pub struct ClusterClient {
     /// Since when it is online (its claim, on whichever node).
     #[serde(serialize_with = "serialize_rfc3339")]
     pub since: SystemTime,
+    /// Heartbeats since it came online: known to its own node only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeats: Option<u64>,
     /// Its watchdog timeout.
     pub timeout_ms: u64,
     /// Where its claiming heartbeat came from.
@@ -561,6 +564,7 @@ impl Store {
                     node: row.get(1)?.clone().unwrap_or_default(),
                     last_seen: from_ms(parse_ms(row.get(2)?.as_ref())?),
                     since: from_ms(parse_ms(row.get(3)?.as_ref()).unwrap_or(0)),
+                    heartbeats: None,
                     timeout_ms: parse_ms(row.get(4)?.as_ref())?,
                     addr: row.get(5)?.clone().unwrap_or_default(),
                     detached: row.get(6)?.as_deref() == Some("detached"),

@@ -2,18 +2,17 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+#[cfg(test)]
 use std::time::Duration;
 
 use config::{Environment, File, FileFormat};
 
+use super::validate::validate;
 use super::Config;
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::AuthError;
 
 /// The compiled-in `config/default.toml`: the bottom layer, and the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
-
-/// Smallest `server.max_frame_bytes`: a frame must at least hold a heartbeat with a long proj.
-const MIN_FRAME_BYTES: usize = 64;
 
 /// A configuration that cannot be used. Its message is one line naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -100,201 +99,6 @@ impl ConfigLoader {
     }
 }
 
-fn validate(config: &Config) -> Result<(), ConfigError> {
-    let s = &config.server;
-    let fmt = |d: Duration| humantime::format_duration(d).to_string();
-    if s.min_timeout.is_zero() {
-        return Err(value("server.min_timeout", "must be greater than zero"));
-    }
-    if s.max_timeout < s.min_timeout {
-        return Err(value(
-            "server.max_timeout",
-            format!(
-                "{} is shorter than server.min_timeout ({})",
-                fmt(s.max_timeout),
-                fmt(s.min_timeout)
-            ),
-        ));
-    }
-    if s.timeout < s.min_timeout || s.timeout > s.max_timeout {
-        return Err(value(
-            "server.timeout",
-            format!(
-                "{} is outside server.min_timeout ..= server.max_timeout ({} ..= {})",
-                fmt(s.timeout),
-                fmt(s.min_timeout),
-                fmt(s.max_timeout)
-            ),
-        ));
-    }
-    if s.max_frame_bytes < MIN_FRAME_BYTES {
-        return Err(value(
-            "server.max_frame_bytes",
-            format!(
-                "{} is below the minimum of {MIN_FRAME_BYTES}",
-                s.max_frame_bytes
-            ),
-        ));
-    }
-    if s.max_write_backlog < s.max_frame_bytes {
-        return Err(value(
-            "server.max_write_backlog",
-            format!(
-                "{} is below server.max_frame_bytes ({})",
-                s.max_write_backlog, s.max_frame_bytes
-            ),
-        ));
-    }
-    if s.max_connections == 0 {
-        return Err(value("server.max_connections", "must be greater than zero"));
-    }
-    if s.max_clients == 0 {
-        return Err(value("server.max_clients", "must be greater than zero"));
-    }
-    if config.session.max_frame_rate > 0 && config.session.frame_burst == 0 {
-        return Err(value(
-            "session.frame_burst",
-            "must be at least 1 when session.max_frame_rate is on",
-        ));
-    }
-    if s.backlog == 0 {
-        return Err(value("server.backlog", "must be greater than zero"));
-    }
-    if s.http_workers == 0 {
-        return Err(value("server.http_workers", "must be greater than zero"));
-    }
-    let session = &config.session;
-    if !session.idle_ping.is_zero() {
-        if session.pong_timeout.is_zero() {
-            return Err(value(
-                "session.pong_timeout",
-                "must be greater than zero when session.idle_ping is on",
-            ));
-        }
-        if session.ping_retries == 0 {
-            return Err(value(
-                "session.ping_retries",
-                "must be at least 1 when session.idle_ping is on",
-            ));
-        }
-    }
-    if !session.keepalive.is_zero()
-        && (session.keepalive_interval.is_zero() || session.keepalive_retries == 0)
-    {
-        return Err(value(
-            "session.keepalive_interval",
-            "keepalive_interval and keepalive_retries must be positive when keepalive is on",
-        ));
-    }
-    let tls = &config.tls;
-    match (
-        tls.cert.as_os_str().is_empty(),
-        tls.key.as_os_str().is_empty(),
-    ) {
-        (false, true) => return Err(value("tls.key", "must be set when tls.cert is")),
-        (true, false) => return Err(value("tls.cert", "must be set when tls.key is")),
-        _ => {}
-    }
-    if tls.enabled() && tls.handshake_timeout.is_zero() {
-        return Err(value(
-            "tls.handshake_timeout",
-            "must be greater than zero when TLS is on",
-        ));
-    }
-    validate_storage(config)?;
-    validate_notify(config)?;
-    config
-        .cluster
-        .check()
-        .map_err(|(key, problem)| value(key, problem))?;
-    // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
-    // with a configuration error instead of refusing every client.
-    Authenticator::from_config(&config.auth, None)?;
-    Ok(())
-}
-
-fn validate_storage(config: &Config) -> Result<(), ConfigError> {
-    let storage = &config.storage;
-    if storage.fsync == crate::storage::FsyncPolicy::Interval && storage.fsync_interval.is_zero() {
-        return Err(value(
-            "storage.fsync_interval",
-            "must be greater than zero with storage.fsync = \"interval\"",
-        ));
-    }
-    if storage.segment_bytes == 0 {
-        return Err(value("storage.segment_bytes", "must be greater than zero"));
-    }
-    if storage.max_bytes < storage.segment_bytes {
-        return Err(value(
-            "storage.max_bytes",
-            format!(
-                "{} is below storage.segment_bytes ({})",
-                storage.max_bytes, storage.segment_bytes
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_notify(config: &Config) -> Result<(), ConfigError> {
-    let notify = &config.notify;
-    if notify.retry_initial.is_zero() || notify.retry_max < notify.retry_initial {
-        return Err(value(
-            "notify.retry_initial",
-            "must be greater than zero and at most notify.retry_max",
-        ));
-    }
-    if notify.timeout.is_zero() {
-        return Err(value("notify.timeout", "must be greater than zero"));
-    }
-    if !notify.ca.as_os_str().is_empty() {
-        crate::notify::client_config(&notify.ca)?;
-    }
-    if !notify.webhook.is_empty() && !config.storage.enabled() && !config.cluster.enabled() {
-        return Err(value(
-            "notify.webhook",
-            "webhooks are delivered from the event log: set storage.path (or cluster.redis)",
-        ));
-    }
-    let mut names = std::collections::HashSet::new();
-    for hook in &notify.webhook {
-        let uri: Result<actix_web::http::Uri, _> = hook.url.parse();
-        let scheme_ok = uri
-            .as_ref()
-            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
-        if !scheme_ok {
-            return Err(value(
-                "notify.webhook.url",
-                format!("{:?} is not an http:// or https:// URL", hook.url),
-            ));
-        }
-        let name = hook.cursor_name();
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(value(
-                "notify.webhook.name",
-                format!("{name:?} may hold only letters, digits, '-' and '_'"),
-            ));
-        }
-        if !names.insert(name.clone()) {
-            return Err(value(
-                "notify.webhook.name",
-                format!("two webhooks share the cursor name {name:?} (same url or name)"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn value(key: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Value {
-        key,
-        problem: problem.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +147,27 @@ mod tests {
 
     fn error(loader: ConfigLoader) -> String {
         loader.without_env().load().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_admin_token_must_differ_from_the_read_token_and_is_never_printed() {
+        let e = error(
+            ConfigLoader::new()
+                .set("auth.http_token", "same-secret")
+                .set("auth.http_admin_token", "same-secret"),
+        );
+        assert!(e.contains("auth.http_admin_token"), "{e}");
+        assert!(!e.contains("same-secret"), "{e}");
+        let c = ConfigLoader::new()
+            .without_env()
+            .set("auth.http_token", "read-secret")
+            .set("auth.http_admin_token", "admin-secret")
+            .load()
+            .unwrap();
+        assert_eq!(c.auth.http_admin_token, "admin-secret");
+        let shown = format!("{:?}", c.auth);
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("http_admin_token"), "{shown}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Typed configuration: what `config/default.toml` documents, key for key.
 
 mod loader;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
+pub(crate) use validate::{validate_http_tokens, validate_parts};
 
 use crate::auth::Secret;
 pub use crate::cluster::ClusterConfig;
@@ -45,6 +47,9 @@ pub struct Config {
 pub struct AuthConfig {
     /// Bearer token for the HTTP API's reads; empty for none.
     pub http_token: String,
+    /// Bearer token for the HTTP API's writes (it reads too); empty for none.
+    #[serde(default)]
+    pub http_admin_token: String,
     /// Protocol token valid for every `proj`; empty for none.
     #[serde(default)]
     pub token: Secret,
@@ -73,6 +78,14 @@ impl std::fmt::Debug for AuthConfig {
             .field(
                 "http_token",
                 &if self.http_token.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .field(
+                "http_admin_token",
+                &if self.http_admin_token.is_empty() {
                     ""
                 } else {
                     "<set>"

@@ -9,6 +9,6 @@ mod sink;
 
 pub use bus::EventBus;
 pub use event::{Event, OfflineReason};
-pub use log_sink::LogSink;
+pub(crate) use log_sink::LogSink;
 pub(crate) use pipeline::Pipeline;
 pub use sink::{ClientTimeout, Published, Sink};

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, ApiState};
-use crate::cluster::{Cluster, ClusterError, ClusterHealth, StreamEvent};
+use crate::cluster::{Cluster, ClusterError, ClusterHealth, NodeInfo, StreamEvent};
 use crate::protocol::Proj;
 use crate::supervision::{ClientInfo, List, RegistryHandle};
 
@@ -52,6 +52,7 @@ pub(crate) async fn list(
         for client in clients.iter_mut().filter(|c| c.node == cluster.name()) {
             if let Some(info) = local.get(&client.proj) {
                 client.last_seen = info.last_seen;
+                client.heartbeats = Some(info.heartbeats);
             }
         }
     }
@@ -65,6 +66,7 @@ pub(crate) async fn get(cluster: &Cluster, registry: &RegistryHandle, proj: Proj
             if client.node == cluster.name() {
                 if let Ok(Some(info)) = registry.get(proj).await {
                     client.last_seen = info.last_seen;
+                    client.heartbeats = Some(info.heartbeats);
                 }
             }
             HttpResponse::Ok().json(client)
@@ -77,16 +79,23 @@ pub(crate) async fn get(cluster: &Cluster, registry: &RegistryHandle, proj: Proj
     }
 }
 
-/// `GET /api/v1/nodes`: every node with its state and client count. Single-node mode: 404.
+/// `GET /api/v1/nodes`: every node with its state and client count. Single-node mode: this
+/// one node.
 pub(crate) async fn nodes(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     if let Some(refused) = state.refusal(&req) {
         return refused;
     }
     let Some(cluster) = &state.cluster else {
-        return HttpResponse::NotFound().json(ApiError {
-            error: "not_found",
-            message: "single-node mode: no cluster (cluster.redis is not set)".into(),
-        });
+        let (name, started) = &*state.node;
+        return HttpResponse::Ok().json([NodeInfo {
+            node: name.clone(),
+            state: "alive".into(),
+            clients: u64::try_from(state.metrics.clients()).unwrap_or(0),
+            incarnation: String::new(),
+            started: *started,
+            ended: None,
+            info: serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "cluster": false }),
+        }]);
     };
     match cluster.nodes().await {
         Ok(nodes) => HttpResponse::Ok().json(nodes),

@@ -56,13 +56,17 @@ pub(crate) async fn events(req: HttpRequest, state: web::Data<ApiState>) -> Http
         return super::cluster_api::events(cluster, &req).await;
     }
     let receiver = state.events.subscribe();
+    // Counted in `heartwatch_event_stream_subscribers` for as long as the body stream lives:
+    // actix-web drops it when the response ends or a write finds the client gone (it does not
+    // watch an idle streaming connection for a close).
+    let subscriber = state.metrics.event_stream_subscriber();
     let hello = futures_util::stream::once(async {
         Ok::<_, Infallible>(Bytes::from_static(b": heartwatch events\n\n"))
     });
-    let body = futures_util::stream::unfold(Some(receiver), |receiver| async move {
-        let mut receiver = receiver?;
+    let body = futures_util::stream::unfold(Some((receiver, subscriber)), |open| async move {
+        let (mut receiver, subscriber) = open?;
         match receiver.recv().await {
-            Ok(block) => Some((Ok::<_, Infallible>(block), Some(receiver))),
+            Ok(block) => Some((Ok::<_, Infallible>(block), Some((receiver, subscriber)))),
             Err(RecvError::Lagged(missed)) => Some((
                 Ok(Bytes::from(format!(
                     "event: lagged\ndata: {{\"missed\":{missed}}}\n\n"

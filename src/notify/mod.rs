@@ -6,7 +6,7 @@
 //! order, one at a time.
 
 mod cursor;
-mod https;
+pub(crate) mod https;
 mod sender;
 mod signature;
 mod webhook;
@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use cursor::CursorFile;
-pub use https::client_config;
-pub use sender::Sender;
+pub(crate) use cursor::CursorFile;
+pub(crate) use https::client_config;
+pub(crate) use sender::Sender;
 pub use signature::{sign, verify, SIGNATURE_HEADER};
-pub use webhook::{tls_for, Payload, Webhooks, DELIVERY_HEADER, EVENT_HEADER};
+pub(crate) use webhook::{tls_for, Webhooks};
+pub use webhook::{DELIVERY_HEADER, EVENT_HEADER};
 
 use crate::events::Event;
 

@@ -101,6 +101,11 @@ impl Webhooks {
                 }
             };
             prepared.delivered.store(start, Ordering::Release);
+            metrics.watch_webhook_queue(
+                prepared.hook.cursor_name(),
+                committed.clone(),
+                prepared.delivered.clone(),
+            );
             log::info!(
                 "webhook {}: delivering events after #{start} to {}",
                 prepared.hook.cursor_name(),

@@ -30,11 +30,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use fsync_policy::FsyncPolicy;
-pub use journal::Journal;
-pub use log_record::{ClusterStamp, LogRecord};
-pub use recovery::{recover, Recovered, RecoveredClient};
-pub use segment::{BadLine, Segment};
-pub use tail::{LogTail, TailBatch};
+pub(crate) use journal::Journal;
+pub(crate) use log_record::{ClusterStamp, LogRecord};
+pub(crate) use recovery::RecoveredClient;
+pub(crate) use tail::LogTail;
 
 /// `[storage]`: the event log.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

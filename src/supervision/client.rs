@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix::fut::ActorFuture;
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
-    WeakAddr, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, ArbiterHandle, AsyncContext, Context, Handler,
+    Message, Running, SpawnHandle, WeakAddr, WrapFuture,
 };
 
 use tokio::sync::oneshot;
@@ -123,15 +123,26 @@ pub struct Client {
 struct Watch {
     record: Arc<ClientRecord>,
     timer: Option<SpawnHandle>,
-    /// The record generation the timer is armed for. Re-arms for an older generation (a
-    /// registry-applied heartbeat overtaken by a direct one) are ignored, and a timer
-    /// cancelled in the same poll in which it expired (actix#284) finds the generation moved on.
+    /// The record generation the timer is armed for: re-arms for an older generation (a
+    /// registry-applied heartbeat overtaken by a direct one) are ignored.
     armed: u64,
 }
 
 impl Client {
-    /// The actor of a client whose record (and first heartbeat) the registry holds.
-    pub(crate) fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
+    /// Starts the actor of a client whose record the registry holds, on `home`.
+    ///
+    /// If `home` stops before the actor has started, the registry hears of it as it hears of
+    /// an actor dropped with its arbiter ([`Lost`]): the client is watched either way.
+    pub(crate) fn start(
+        record: Arc<ClientRecord>,
+        registry: WeakAddr<Registry>,
+        home: &ArbiterHandle,
+    ) -> Addr<Client> {
+        let unborn = Unborn(Some((record, registry)));
+        Client::start_in_arbiter(home, move |_| unborn.born())
+    }
+
+    fn new(record: Arc<ClientRecord>, registry: WeakAddr<Registry>) -> Self {
         Self {
             proj: record.proj().clone(),
             registry,
@@ -161,26 +172,33 @@ impl Client {
             ctx.cancel_future(timer);
         }
         watch.armed = applied.generation;
-        let generation = applied.generation;
         let after = applied.deadline.saturating_duration_since(clock::now());
-        watch.timer = Some(ctx.run_later(after, move |act, ctx| {
-            let Some(watch) = act.watch.as_mut() else {
-                return;
-            };
-            if watch.armed != generation {
-                return;
-            }
-            watch.timer = None;
-            let Some(registry) = act.registry.upgrade() else {
-                return;
-            };
-            registry.do_send(Expired {
-                proj: act.proj.clone(),
-                client: ctx.address(),
-                generation,
-                at: clock::wall_now(),
-            });
-        }));
+        // The callback captures nothing, so that re-arming allocates only actix's timer.
+        watch.timer = Some(ctx.run_later(after, |act, _| act.watchdog_fired()));
+    }
+
+    /// The watchdog's timer fired. It may be a timer cancelled in the same poll in which a
+    /// heartbeat re-armed the watchdog (actix#284), or one that fired just before a `Rearm`
+    /// for a heartbeat the registry applied: then the record says the client is not due, and
+    /// nothing happens (the newer timer, or the `Rearm`, takes over).
+    fn watchdog_fired(&mut self) {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        let current = watch.record.current();
+        if current.generation != watch.armed || clock::now() < current.deadline {
+            return;
+        }
+        watch.timer = None;
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        registry.do_send(Expired {
+            proj: self.proj.clone(),
+            record: watch.record.clone(),
+            generation: current.generation,
+            at: clock::wall_now(),
+        });
     }
 
     /// This actor is no longer its client's watchdog.
@@ -271,7 +289,7 @@ impl Client {
         proj: Proj,
         seq: Option<u64>,
         timeout_ms: Option<u64>,
-        host: Option<actix::Addr<Client>>,
+        host: Option<Addr<Client>>,
         ctx: &mut Context<Self>,
     ) {
         let Some(conn) = self.conn.as_mut() else {
@@ -372,6 +390,16 @@ impl Actor for Client {
             self.arm(current, ctx);
         }
     }
+
+    /// An actor keeps running while it watches an online client, even when nothing holds its
+    /// address (the registry keeps a weak one) and no timer is pending (its watchdog fired
+    /// and the registry has not answered yet).
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        match &self.watch {
+            Some(watch) if !watch.record.is_removed() => Running::Continue,
+            _ => Running::Stop,
+        }
+    }
 }
 
 impl Drop for Client {
@@ -379,18 +407,41 @@ impl Drop for Client {
     /// embedding application stopped the arbiter it was started on): the registry is told,
     /// so that the client is watched again instead of staying online forever.
     fn drop(&mut self) {
-        let Some(watch) = self.watch.take() else {
-            return;
-        };
-        if watch.record.is_removed() {
-            return;
+        if let Some(watch) = self.watch.take() {
+            report_lost(watch.record, &self.registry);
         }
-        if let Some(registry) = self.registry.upgrade() {
-            registry.do_send(Lost {
-                proj: self.proj.clone(),
-                record: watch.record,
-            });
+    }
+}
+
+/// A client actor not started yet: what its arbiter runs to start it.
+struct Unborn(Option<(Arc<ClientRecord>, WeakAddr<Registry>)>);
+
+impl Unborn {
+    fn born(mut self) -> Client {
+        let (record, registry) = self.0.take().expect("an actor is born once");
+        Client::new(record, registry)
+    }
+}
+
+impl Drop for Unborn {
+    /// Its arbiter stopped before starting it.
+    fn drop(&mut self) {
+        if let Some((record, registry)) = self.0.take() {
+            report_lost(record, &registry);
         }
+    }
+}
+
+/// Tells the registry that nobody watches `record`'s client any more, unless it is offline.
+fn report_lost(record: Arc<ClientRecord>, registry: &WeakAddr<Registry>) {
+    if record.is_removed() {
+        return;
+    }
+    if let Some(registry) = registry.upgrade() {
+        registry.do_send(Lost {
+            proj: record.proj().clone(),
+            record,
+        });
     }
 }
 

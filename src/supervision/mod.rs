@@ -13,13 +13,12 @@ use std::sync::Arc;
 
 use actix::ArbiterHandle;
 
-pub use client::Client;
 pub(crate) use client::{error_code, Attach};
 pub(crate) use client_record::ClientRecord;
-pub use client_record::{ClientInfo, ClientState, Removed};
+pub use client_record::{ClientInfo, ClientState};
 pub use heartbeats::{BeatAck, BeatError, Heartbeat, Heartbeats};
 pub(crate) use heartbeats::{Route, Vacancy};
-pub use registry::{Full, List, Registry};
+pub use registry::{Full, List};
 pub use registry_handle::{RegistryHandle, Unavailable};
 pub use timeout_policy::TimeoutPolicy;
 

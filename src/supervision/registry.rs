@@ -98,8 +98,9 @@ pub(crate) struct Remove {
 #[rtype(result = "()")]
 pub(crate) struct Expired {
     pub proj: Proj,
-    /// The actor whose watchdog fired.
-    pub client: Addr<Client>,
+    /// The record the watchdog watched: it names the actor's incarnation (each actor of a
+    /// client has its own record).
+    pub record: Arc<ClientRecord>,
     /// The record generation the watchdog was armed for.
     pub generation: u64,
     /// When it fired.
@@ -150,13 +151,26 @@ pub(crate) struct RegistryDeps {
 }
 
 pub(crate) struct Entry {
-    pub(crate) client: Addr<Client>,
+    /// Weak: a strong address costs an allocation per client, and the actor does not need
+    /// one to live (it keeps itself running while it watches).
+    client: WeakAddr<Client>,
     pub(crate) record: Arc<ClientRecord>,
     /// Recovered from the event log and not heard from since the restart: if its watchdog
     /// fires, the reason is `timeout_after_restart`.
     recovered: bool,
     /// Cluster mode: the claim this node holds the client under.
     pub(crate) claim: Option<Claim>,
+}
+
+impl Entry {
+    /// Tells the actor it is no longer this client's watchdog.
+    fn depart(self) {
+        if let Some(client) = self.client.upgrade() {
+            client.do_send(Depart {
+                record: self.record,
+            });
+        }
+    }
 }
 
 /// Maps `proj` to its actor and record, and decides every transition. Started by the first
@@ -192,16 +206,14 @@ impl Registry {
         home: &ArbiterHandle,
         ctx: &mut Context<Self>,
     ) -> Addr<Client> {
-        let registry = ctx.address().downgrade();
-        let record = record.clone();
-        Client::start_in_arbiter(home, move |_| Client::new(record, registry))
+        Client::start(record.clone(), ctx.address().downgrade(), home)
     }
 
     pub(crate) fn insert(&mut self, proj: Proj, entry: Entry) {
         match self.clients.insert(proj, entry) {
             // Cannot happen (the callers check), but if it did, the old actor must not watch
             // on and the gauge must not count the client twice.
-            Some(old) => old.client.do_send(Depart { record: old.record }),
+            Some(old) => old.depart(),
             None => self.deps.metrics.client_added(),
         }
     }
@@ -229,7 +241,7 @@ impl Registry {
         self.insert(
             msg.proj.clone(),
             Entry {
-                client: client.clone(),
+                client: client.downgrade(),
                 record,
                 recovered: false,
                 claim,
@@ -287,11 +299,10 @@ impl Registry {
         proj: &Proj,
         ctx: &mut Context<Self>,
     ) -> Option<(SystemTime, SocketAddr, Option<Claim>)> {
-        let entry = self.clients.remove(proj)?;
+        let mut entry = self.clients.remove(proj)?;
         let (last_seen, addr) = entry.record.last_seen();
-        entry.client.do_send(Depart {
-            record: entry.record,
-        });
+        let claim = entry.claim.take();
+        entry.depart();
         self.deps.metrics.client_removed();
         if self.clients.is_empty() {
             self.emptied += 1;
@@ -302,7 +313,7 @@ impl Registry {
                 }
             });
         }
-        Some((last_seen, addr, entry.claim))
+        Some((last_seen, addr, claim))
     }
 
     /// The client's entry (cluster hooks).
@@ -335,7 +346,7 @@ impl Registry {
         claim: Claim,
     ) -> Entry {
         Entry {
-            client,
+            client: client.downgrade(),
             record,
             recovered: false,
             claim: Some(claim),
@@ -363,7 +374,7 @@ impl Actor for Registry {
             ));
             let client = Self::spawn(&record, &home, ctx);
             let entry = Entry {
-                client,
+                client: client.downgrade(),
                 record,
                 recovered: true,
                 claim: None,
@@ -388,7 +399,16 @@ impl Handler<Resolve> for Registry {
             let pulse = Pulse::now(msg.addr, msg.timeout);
             if let Ok(applied) = entry.record.beat(pulse) {
                 entry.recovered = false;
-                entry.client.do_send(Rearm {
+                let client = match entry.client.upgrade() {
+                    Some(client) => client,
+                    // Its actor is gone and its `Lost` not handled yet: watch it again now.
+                    None => {
+                        let client = Self::spawn(&entry.record, &msg.home, ctx);
+                        entry.client = client.downgrade();
+                        client
+                    }
+                };
+                client.do_send(Rearm {
                     record: entry.record.clone(),
                     applied,
                 });
@@ -410,7 +430,7 @@ impl Handler<Resolve> for Registry {
                     );
                 }
                 return Ok(Resolved {
-                    client: entry.client.clone(),
+                    client,
                     timeout: applied.timeout,
                     created: false,
                     adopted: None,
@@ -431,14 +451,22 @@ impl Handler<Relocate> for Registry {
 
     fn handle(&mut self, msg: Relocate, ctx: &mut Context<Self>) -> Self::Result {
         let entry = self.clients.get_mut(&msg.proj)?;
-        if entry.client != msg.from {
+        if entry.client.upgrade().as_ref() != Some(&msg.from) {
             return None;
         }
         let record = Arc::new(entry.record.relocate()?);
         let client = Self::spawn(&record, &msg.home, ctx);
-        let old = std::mem::replace(&mut entry.client, client.clone());
-        let old_record = std::mem::replace(&mut entry.record, record);
-        old.do_send(Depart { record: old_record });
+        let claim = entry.claim.take();
+        let old = std::mem::replace(
+            entry,
+            Entry {
+                client: client.downgrade(),
+                record,
+                recovered: entry.recovered,
+                claim,
+            },
+        );
+        old.depart();
         Some(client)
     }
 }
@@ -468,7 +496,7 @@ impl Handler<Expired> for Registry {
         let Some(entry) = self.clients.get(&msg.proj) else {
             return;
         };
-        if entry.client != msg.client || !entry.record.expire(msg.generation) {
+        if !Arc::ptr_eq(&entry.record, &msg.record) || !entry.record.expire(msg.generation) {
             // A heartbeat arrived after the watchdog fired: the actor re-arms for it.
             return;
         }
@@ -497,7 +525,7 @@ impl Handler<Lost> for Registry {
             msg.proj
         );
         self.deps.metrics.watchdog_lost();
-        entry.client = Self::spawn(&msg.record, &actix::Arbiter::current(), ctx);
+        entry.client = Self::spawn(&msg.record, &actix::Arbiter::current(), ctx).downgrade();
     }
 }
 
@@ -542,10 +570,9 @@ impl Handler<Close> for Registry {
                 timeout: timeout.timeout,
                 timeout_requested: timeout.requested,
             });
+            // Its actor stops watching (a removed record is not watched) and is dropped with
+            // its arbiter: the server is stopping.
             entry.record.remove();
-            entry.client.do_send(Depart {
-                record: entry.record,
-            });
             self.deps.metrics.client_removed();
         }
         ctx.stop();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, Arbiter, Context, Handler, Message};
 use tokio::time::sleep;
 
+use super::client::Client;
 use super::registry::IDLE_STOP_AFTER;
 use super::*;
 use crate::events::{Event, EventBus, OfflineReason, Pipeline};

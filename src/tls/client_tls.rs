@@ -65,8 +65,9 @@ impl ClientTls {
         })
     }
 
-    /// For the client's connect.
-    pub(crate) fn connector(&self) -> tokio_rustls::TlsConnector {
+    /// A connector for this configuration, for a client of one's own (the heartbeat client
+    /// and `heartwatch bench` use it).
+    pub fn connector(&self) -> tokio_rustls::TlsConnector {
         tokio_rustls::TlsConnector::from(self.config.clone())
     }
 }

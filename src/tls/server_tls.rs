@@ -52,7 +52,7 @@ impl ServerTls {
         }
     }
 
-    /// Re-reads `tls.cert` and `tls.key` (see [`CertStore`]): new connections get the new
+    /// Re-reads `tls.cert` and `tls.key` (see `CertStore`): new connections get the new
     /// certificate; on error the current one stays. `Ok(false)` for an application's own
     /// configuration, which has no files to re-read.
     pub fn reload(&self) -> Result<bool, TlsError> {

@@ -5,18 +5,22 @@
 //!   stopping is async and cannot happen in `Drop`, so dropping a server that was not stopped
 //!   fails the test (unless the test is already panicking).
 //! - [`Client`]: a protocol v1 client (newline-delimited JSON over TCP).
-//! - [`http_get`] and [`EventStream`]: a minimal HTTP/1.1 client and a server-sent-events reader,
-//!   written against raw sockets so that the tests see exactly what goes over the wire.
+//! - [`http_get`], [`http_send`] and [`EventStream`]: HTTP requests and a server-sent-events
+//!   reader, over awc. Tests about the bytes on the wire use raw sockets of their own.
 //! - [`EventLog`]: an actix subscriber that collects [`Event`]s for assertions.
 //! - [`BinServer`] and [`heartwatch_cmd`]: the built `heartwatch` binary as a child process.
+//! - [`outside::outside_program`]: a program the test needs (promtool, ...), or a skip.
 //! - [`pki::Pki`]: a CA and a server certificate made at run time (rcgen), for TLS.
 //! - [`BeatProcess`]: `heartwatch beat --json -v` as a child process, its lines read live.
 //!
 //! Every wait is bounded: I/O waits at most [`IO_TIMEOUT`], polls go through [`eventually`].
+//! The HTTP helpers use awc, which runs on actix's runtime: tests that use them are
+//! `#[actix_rt::test]`.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod outside;
 pub mod pki;
 pub mod redis;
 
@@ -33,7 +37,7 @@ use actix::{Actor, Context, Handler, Recipient};
 use heartwatch::config::ServerConfig;
 use heartwatch::{Builder, Config, Event, Running};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -96,6 +100,11 @@ impl Api {
         http_get(self.addr, path).await
     }
 
+    /// `GET path` on the HTTP API with the request headers `headers`.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        http_get_with(self.addr, path, headers).await
+    }
+
     /// The HTTP status of `GET /api/v1/clients/{proj}`.
     pub async fn client_status(&self, proj: &str) -> u16 {
         self.get(&format!("/api/v1/clients/{proj}")).await.status
@@ -117,18 +126,72 @@ impl Api {
             .unwrap_or_else(|| panic!("no series {series} in\n{}", response.body))
     }
 
-    /// Asserts that `proj` is online, if the answer comes before `online_until` (a time before
-    /// which its watchdog cannot have fired). Returns whether the check was conclusive: on a
-    /// machine so slow that the answer comes later, nothing can be concluded and nothing fails.
-    pub async fn assert_online_until(&self, proj: &str, online_until: Instant) -> bool {
-        let status = self.client_status(proj).await;
-        if Instant::now() >= online_until {
-            eprintln!("note: check of {proj} came too late to be conclusive");
-            return false;
+    /// Asserts that `proj` is online at a moment before `online_until` (before which its
+    /// watchdog cannot have fired), and returns its record. An answer of 200 is conclusive
+    /// whenever it comes, and must be the record of an online `proj`; a 404 that comes before
+    /// `online_until` fails the test; a 404 that comes later proves nothing either way, and
+    /// is returned as [`TooLate`], which the test must not ignore: [`retry_when_late`] runs
+    /// its scenario again with longer timeouts.
+    pub async fn assert_online_until(
+        &self,
+        proj: &str,
+        online_until: Instant,
+    ) -> Result<Value, TooLate> {
+        let response = self.get(&format!("/api/v1/clients/{proj}")).await;
+        let answered = Instant::now();
+        match response.status {
+            200 => {
+                let record = response.json();
+                assert_eq!(record["proj"], proj, "{record}");
+                assert_eq!(record["state"], "online", "{record}");
+                Ok(record)
+            }
+            404 if answered >= online_until => Err(TooLate(format!(
+                "{proj} was gone when the check was answered, {:?} after the moment it had to \
+                 be online until",
+                answered - online_until
+            ))),
+            404 => panic!(
+                "{proj} is gone {:?} before the moment it had to be online until",
+                online_until - answered
+            ),
+            _ => panic!("GET client {proj}: {response:?}"),
         }
-        assert_eq!(status, 200, "{proj} must still be online");
-        true
     }
+}
+
+/// A "not yet" check answered too late to tell anything: the machine was too slow for the
+/// timing the test chose. Not a pass: see [`retry_when_late`].
+#[derive(Debug)]
+#[must_use = "a check that came too late must be retried or fail the test"]
+pub struct TooLate(pub String);
+
+/// How much longer each try of [`retry_when_late`] makes the scenario's timeouts.
+pub const TIMING_SCALES: [u32; 3] = [1, 4, 16];
+
+/// Runs `scenario(scale)` (which multiplies its timeouts by `scale`, and stops what it
+/// started before returning) with each of [`TIMING_SCALES`] until none of its checks came
+/// [`TooLate`]; fails the test if even the last try was too late. So every passing run made
+/// every check it means to make.
+pub async fn retry_when_late<F, Fut>(mut scenario: F)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<(), TooLate>>,
+{
+    let mut late = Vec::new();
+    for scale in TIMING_SCALES {
+        match scenario(scale).await {
+            Ok(()) => return,
+            Err(TooLate(why)) => {
+                eprintln!("note: timing x{scale} was too short for this machine: {why}");
+                late.push(format!("x{scale}: {why}"));
+            }
+        }
+    }
+    panic!(
+        "every try came too late, even with timeouts x{}: {late:#?}",
+        TIMING_SCALES[TIMING_SCALES.len() - 1]
+    );
 }
 
 /// The real server, started in the current actix System on ephemeral ports.
@@ -377,14 +440,6 @@ impl Client {
             }
         }
     }
-
-    /// Asserts that nothing arrives for `wait` (and the connection stays open).
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        let mut line = String::new();
-        if let Ok(read) = timeout(wait, self.reader.read_line(&mut line)).await {
-            panic!("expected no reply, got {read:?}: {line:?}");
-        }
-    }
 }
 
 /// Asserts that `reply` is an ack for `proj`.
@@ -397,14 +452,14 @@ pub fn assert_ack(reply: &Value, proj: &str) {
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-/// A whole HTTP response.
+/// A whole HTTP response, as awc received it (de-chunked).
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     /// The status code.
     pub status: u16,
     /// Header names (lowercase) and values.
     pub headers: Vec<(String, String)>,
-    /// The body, de-chunked.
+    /// The body; empty for an event stream, whose body never ends.
     pub body: String,
 }
 
@@ -423,96 +478,70 @@ impl HttpResponse {
     }
 }
 
-/// `GET path` with `Connection: close`, read to the end.
+/// `GET path` on the plaintext HTTP API at `addr`.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: connect timed out"))
-        .unwrap_or_else(|e| panic!("GET {path}: connect: {e}"));
-    http_get_over(stream, path).await
+    http_get_with(addr, path, &[]).await
 }
 
-/// `GET path` with `Connection: close` over a connected `stream` (TCP, TLS, ...), read to
-/// the end.
-pub async fn http_get_over<S>(mut stream: S, path: &str) -> HttpResponse
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+/// `GET path` on the plaintext HTTP API at `addr`, with the request headers `headers`.
+pub async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut request = awc::Client::new().get(format!("http://{addr}{path}"));
+    for &header in headers {
+        request = request.insert_header(header);
+    }
+    http_send(request).await
+}
+
+/// Sends `request` (built on any awc client: plaintext, TLS, ...) and reads the whole
+/// response, except an event stream's body, which never ends; panics after [`IO_TIMEOUT`].
+pub async fn http_send(request: awc::ClientRequest) -> HttpResponse {
+    let what = format!("{} {}", request.get_method(), request.get_uri());
     let exchange = async {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = timeout(IO_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("GET {path} timed out"))
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no end of headers"));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let (status, headers) = parse_head(&head);
-    let payload = &raw[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_vec()
-    };
-    HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8(body).expect("UTF-8 body"),
-    }
-}
-
-fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers)
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    loop {
-        let end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_text = String::from_utf8_lossy(&raw[..end]);
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).expect("hex chunk size");
-        raw = &raw[end + 2..];
-        if size == 0 {
-            return body;
+        let mut response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                let value = v.to_str().unwrap_or_else(|_| panic!("{what}: header {n}"));
+                (n.as_str().to_owned(), value.to_owned())
+            })
+            .collect();
+        let streaming = headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream"));
+        let body = if streaming {
+            Vec::new()
+        } else {
+            let bytes = response
+                .body()
+                .limit(16 << 20)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: body: {e}"));
+            bytes.to_vec()
+        };
+        HttpResponse {
+            status: response.status().as_u16(),
+            headers,
+            body: String::from_utf8(body).unwrap_or_else(|e| panic!("{what}: body: {e}")),
         }
-        body.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
+    };
+    timeout(IO_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{what} timed out"))
 }
 
-/// An open `GET /api/v1/events` stream.
+/// An open `GET /api/v1/events` stream, read with awc.
 pub struct EventStream {
-    reader: BufReader<TcpStream>,
-    chunked: bool,
-    /// How long one read may wait.
-    wait: Duration,
+    body: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>>,
+    >,
     /// Decoded body bytes not yet returned as lines.
     pending: Vec<u8>,
+    /// How long one read may wait.
+    wait: Duration,
 }
 
 impl EventStream {
@@ -524,50 +553,34 @@ impl EventStream {
 
     /// [`EventStream::open`] with a `Last-Event-ID` header (resume after that event).
     pub async fn open_after(addr: SocketAddr, last_event_id: Option<&str>) -> Self {
-        let resume = last_event_id
-            .map(|id| format!("Last-Event-ID: {id}\r\n"))
-            .unwrap_or_default();
-        let request = format!(
-            "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{resume}\r\n"
-        );
-        let connect = async {
-            let mut stream = TcpStream::connect(addr).await?;
-            stream.write_all(request.as_bytes()).await?;
-            Ok::<_, std::io::Error>(stream)
-        };
-        let stream = timeout(IO_TIMEOUT, connect)
-            .await
-            .expect("event stream: connect timed out")
-            .expect("event stream: connect");
-        let mut events = Self {
-            reader: BufReader::new(stream),
-            chunked: false,
-            wait: IO_TIMEOUT,
-            pending: Vec::new(),
-        };
-        let mut head = String::new();
-        loop {
-            let line = events.raw_line().await;
-            if line.is_empty() {
-                break;
-            }
-            head.push_str(&line);
-            head.push_str("\r\n");
+        let mut request = awc::Client::new()
+            .get(format!("http://{addr}/api/v1/events"))
+            .insert_header(("accept", "text/event-stream"));
+        if let Some(id) = last_event_id {
+            request = request.insert_header(("last-event-id", id));
         }
-        let (status, headers) = parse_head(&head);
-        assert_eq!(status, 200, "event stream: {head}");
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let response = timeout(IO_TIMEOUT, request.send())
+            .await
+            .expect("event stream: no answer within the I/O timeout")
+            .unwrap_or_else(|e| panic!("event stream: {e}"));
         assert_eq!(
-            header("content-type").as_deref(),
-            Some("text/event-stream"),
-            "{head}"
+            response.status().as_u16(),
+            200,
+            "event stream: {response:?}"
         );
-        events.chunked = header("transfer-encoding").is_some_and(|v| v == "chunked");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream"),
+            "{response:?}"
+        );
+        let mut events = Self {
+            body: Box::pin(response),
+            pending: Vec::new(),
+            wait: IO_TIMEOUT,
+        };
         let greeting = events.line().await;
         assert!(greeting.starts_with(':'), "a comment first: {greeting:?}");
         events
@@ -605,19 +618,9 @@ impl EventStream {
         }
     }
 
-    /// One line of the HTTP head (CRLF-terminated).
-    async fn raw_line(&mut self) -> String {
-        let mut line = String::new();
-        let n = timeout(self.wait, self.reader.read_line(&mut line))
-            .await
-            .expect("event stream: timed out")
-            .expect("event stream: read failed");
-        assert!(n > 0, "event stream closed");
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    }
-
-    /// The next line of the (de-chunked) body.
+    /// The next line of the body.
     async fn line(&mut self) -> String {
+        use futures_util::StreamExt;
         loop {
             if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
@@ -626,27 +629,12 @@ impl EventStream {
                     .trim_end_matches(['\r', '\n'])
                     .to_owned();
             }
-            if self.chunked {
-                let size_line = self.raw_line().await;
-                let size_text = size_line.split(';').next().unwrap_or_default().trim();
-                let size = usize::from_str_radix(size_text, 16)
-                    .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
-                assert!(size > 0, "event stream ended");
-                let mut chunk = vec![0; size + 2];
-                timeout(self.wait, self.reader.read_exact(&mut chunk))
-                    .await
-                    .expect("event stream: timed out")
-                    .expect("event stream: read failed");
-                self.pending.extend_from_slice(&chunk[..size]);
-            } else {
-                let mut more = Vec::new();
-                let n = timeout(self.wait, self.reader.read_until(b'\n', &mut more))
-                    .await
-                    .expect("event stream: timed out")
-                    .expect("event stream: read failed");
-                assert!(n > 0, "event stream closed");
-                self.pending.extend_from_slice(&more);
-            }
+            let chunk = timeout(self.wait, self.body.next())
+                .await
+                .expect("event stream: nothing within the I/O timeout")
+                .expect("event stream ended")
+                .unwrap_or_else(|e| panic!("event stream: {e}"));
+            self.pending.extend_from_slice(&chunk);
         }
     }
 }
@@ -690,21 +678,13 @@ impl EventLog {
             .expect("no event within the I/O timeout")
     }
 
-    /// The next event if one arrives within `wait`.
+    /// The next event if one arrives within `wait`. (`None` proves nothing: a "no event"
+    /// check is made by a later event that must come next instead.)
     pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
         match timeout(wait, self.receiver.recv()).await {
             Ok(event) => Some(event.expect("event log closed")),
             Err(_) => None,
         }
-    }
-
-    /// Every event already delivered.
-    pub fn drain(&mut self) -> Vec<Event> {
-        let mut events = Vec::new();
-        while let Ok(event) = self.receiver.try_recv() {
-            events.push(event);
-        }
-        events
     }
 }
 
@@ -721,13 +701,16 @@ pub fn event_kind(event: &Event) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// `heartwatch` with console logging only (no log4rs file, no `log/` directory), run in the
-/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`) inherited
-/// from the caller.
+/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`,
+/// `HEARTWATCH_HTTP_TOKEN`) inherited from the caller.
 pub fn heartwatch_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartwatch"));
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
-        if name_text.starts_with("HEARTWATCH__") || name_text == "HEARTWATCH_TOKEN" {
+        if name_text.starts_with("HEARTWATCH__")
+            || name_text == "HEARTWATCH_TOKEN"
+            || name_text == "HEARTWATCH_HTTP_TOKEN"
+        {
             cmd.env_remove(name);
         }
     }
@@ -1085,4 +1068,38 @@ impl Drop for BeatProcess {
     fn drop(&mut self) {
         kill_child(&mut self.child, self.stopped);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outside programs
+// ---------------------------------------------------------------------------------------------
+
+/// The path of `program` on `PATH`, if it is installed.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The paths of `programs`, or, if one is missing: a panic saying how to install it when the
+/// environment variable `CI` is set (CI must run every test), else `None` after printing the
+/// same message (the test is skipped on a developer's machine without it).
+pub fn require_programs(programs: &[&str], install: &str) -> Option<Vec<std::path::PathBuf>> {
+    let found: Vec<_> = programs.iter().map(|p| find_program(p)).collect();
+    if found.iter().all(Option::is_some) {
+        return Some(found.into_iter().flatten().collect());
+    }
+    let missing: Vec<&str> = programs
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(p, _)| *p)
+        .collect();
+    let message = format!("{} not found; install with: {install}", missing.join(", "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
 }

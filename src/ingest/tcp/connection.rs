@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use serde::Serialize;
+use smallvec::SmallVec;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -46,6 +47,10 @@ pub(crate) const FRAMES_PER_POLL: usize = 32;
 
 /// Above this, a drained reply buffer is given back to the allocator rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4096;
+
+/// One frame, copied out of the read buffer: on the stack for any heartbeat, so that reading
+/// a frame allocates nothing and the buffer is free for the next read at once.
+pub(crate) type Frame = SmallVec<[u8; 256]>;
 
 /// The socket, plaintext or TLS. TLS is boxed: its state is kilobytes anyway, and a plaintext
 /// connection should not carry its size.
@@ -247,7 +252,7 @@ impl Connection {
     /// Drives the connection: writes queued replies, runs its timers, and reads. Returns the
     /// next frame to handle, `Ready(None)` once the connection is finished (closed and flushed,
     /// or failed: drop it), or `Pending`.
-    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         self.poll_timers(cx);
         if let Err(reason) = self.poll_write_out(cx) {
             return self.finish(reason);
@@ -255,8 +260,8 @@ impl Connection {
         match self.phase {
             Phase::Closing => return self.poll_close(cx),
             Phase::Draining => {
-                return match self.decoder.last_frame(&mut self.inbuf) {
-                    Ok(Some(frame)) => Poll::Ready(Some(frame)),
+                return match self.decoder.last_frame_len(&mut self.inbuf) {
+                    Ok(Some(len)) => Poll::Ready(Some(self.take_frame(len))),
                     Ok(None) => {
                         self.close(CloseReason::Eof);
                         self.poll_close(cx)
@@ -267,8 +272,8 @@ impl Connection {
             Phase::Open => {}
         }
         loop {
-            match self.decoder.next_frame(&mut self.inbuf) {
-                Ok(Some(frame)) => return Poll::Ready(Some(frame)),
+            match self.decoder.next_frame_len(&mut self.inbuf) {
+                Ok(Some(len)) => return Poll::Ready(Some(self.take_frame(len))),
                 Ok(None) => {}
                 Err(e) => return self.frame_error(e, cx),
             }
@@ -289,7 +294,15 @@ impl Connection {
         }
     }
 
-    fn frame_error(&mut self, e: FrameError, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    /// Copies the frame of `len` bytes at the front of the read buffer out, and consumes it
+    /// with its newline (if it has one: the last frame at end of input may not).
+    fn take_frame(&mut self, len: usize) -> Frame {
+        let frame = Frame::from_slice(&self.inbuf[..len]);
+        self.inbuf.advance((len + 1).min(self.inbuf.len()));
+        frame
+    }
+
+    fn frame_error(&mut self, e: FrameError, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         match e {
             FrameError::TooLarge { max } => {
                 self.error(
@@ -385,7 +398,7 @@ impl Connection {
                 }
                 let grant = match &self.access {
                     Some(access) => access.grant(token.as_ref()),
-                    None => Grant::All,
+                    None => Grant::all(),
                 };
                 // A handler gets the frame without its token: a handler that logs the frame
                 // must not log a secret.
@@ -538,7 +551,7 @@ impl Connection {
         Ok(())
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         if self.timers.as_ref().and_then(|t| t.grace).is_none() {
             // The grace ran out.
             return Poll::Ready(None);
@@ -552,7 +565,7 @@ impl Connection {
         }
     }
 
-    fn finish(&mut self, reason: CloseReason) -> Poll<Option<Bytes>> {
+    fn finish(&mut self, reason: CloseReason) -> Poll<Option<Frame>> {
         self.slot.close_reason(reason);
         self.phase = Phase::Closing;
         Poll::Ready(None)

@@ -4,8 +4,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use super::event::ClientEvent;
-use crate::clock;
+use heartwatch::client::ClientEvent;
 
 /// How `heartwatch beat` prints events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +43,7 @@ impl Report {
                     json!({ "state": "stopped", "offline_acked": offline_acked })
                 }
             };
-            object["at"] = json!(clock::rfc3339(at));
+            object["at"] = json!(humantime::format_rfc3339_millis(at).to_string());
             object.to_string()
         } else {
             match event {
@@ -71,7 +70,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::DownReason;
+    use heartwatch::client::DownReason;
     use std::time::Duration;
 
     #[test]

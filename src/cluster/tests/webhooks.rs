@@ -1,8 +1,6 @@
-//! Webhooks in cluster mode against a real redis-server and a real HTTP receiver: every event
-//! is delivered once by the cluster, with its stream id as delivery id, also when the node
-//! that was delivering it dies.
-
-mod common;
+// Webhooks in cluster mode against a real redis-server and a real HTTP receiver: every event
+// is delivered once by the cluster, with its stream id as delivery id, also when the node
+// that was delivering it dies.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,13 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use super::redis_server::RedisServer;
+use crate::cluster::{ClaimToken, Cluster, ClusterConfig, ClusterOptions, Transition};
+use crate::metrics::Metrics;
+use crate::notify::{NotifyConfig, WebhookConfig};
+use crate::protocol::Proj;
+use crate::{Config, Event};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::redis::RedisServer;
-use heartwatch::cluster::{ClaimToken, Cluster, ClusterConfig, ClusterOptions, Transition};
-use heartwatch::metrics::Metrics;
-use heartwatch::notify::{NotifyConfig, WebhookConfig};
-use heartwatch::protocol::Proj;
-use heartwatch::{Config, Event};
 
 #[derive(Default)]
 struct Receiver {
@@ -110,7 +108,7 @@ async fn each_event_is_delivered_once_across_the_death_of_a_delivering_node() {
     let n1 = start("n1").await;
     let n2 = start("n2").await;
     // Both consumers in the group before the events.
-    common::eventually(Duration::from_secs(5), "two consumers", || async {
+    super::eventually(Duration::from_secs(5), "two consumers", || async {
         let mut c = redis.conn();
         let groups: redis::Value = redis::cmd("XINFO")
             .arg("CONSUMERS")
@@ -143,7 +141,7 @@ async fn each_event_is_delivered_once_across_the_death_of_a_delivering_node() {
         .collect();
     assert_eq!(ids.len(), 6);
     // Both nodes are retrying against the failing receiver; wait until n1 holds some.
-    common::eventually(Duration::from_secs(5), "n1 delivering", || async {
+    super::eventually(Duration::from_secs(5), "n1 delivering", || async {
         let mut c = redis.conn();
         let pending: redis::Value = redis::cmd("XPENDING")
             .arg("{wh}:events")
@@ -157,7 +155,7 @@ async fn each_event_is_delivered_once_across_the_death_of_a_delivering_node() {
     n1.stop().await;
     receiver.failing.store(false, Ordering::SeqCst);
 
-    common::eventually(Duration::from_secs(10), "every event delivered", || async {
+    super::eventually(Duration::from_secs(10), "every event delivered", || async {
         let hits = receiver.hits.lock().unwrap();
         let ok: std::collections::HashSet<&String> =
             hits.iter().filter(|h| h.1 == 200).map(|h| &h.0).collect();

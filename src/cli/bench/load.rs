@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::config::BenchConfig;
-use crate::auth::Secret;
-use crate::protocol::ClientFrame;
+use heartwatch::auth::Secret;
+use heartwatch::protocol::ClientFrame;
 
 /// Longest a client's connect (and TLS handshake) may take before it counts as failed.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);

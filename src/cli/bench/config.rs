@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::auth::Secret;
-use crate::tls::ClientTls;
+use heartwatch::auth::Secret;
+use heartwatch::tls::ClientTls;
 
 /// Settings of one benchmark run.
 #[derive(Debug, Clone, PartialEq)]

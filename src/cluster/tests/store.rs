@@ -1,22 +1,20 @@
-//! The cluster layer against a real redis-server (started per test on a free port): claims
-//! and handover fencing, exactly one offline, node death and adoption caps, a frozen Redis,
-//! replay after an outage, a clean leave.
-//!
-//! Without redis-server on PATH these tests are skipped (failed under `CI`), see
-//! `common::redis::INSTALL`.
-
-mod common;
+// The cluster layer against a real redis-server (started per test on a free port): claims
+// and handover fencing, exactly one offline, node death and adoption caps, a frozen Redis,
+// replay after an outage, a clean leave.
+//
+// Without redis-server on PATH these tests are skipped (failed under `CI`), see
+// `common::redis::INSTALL`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use common::redis::{CutProxy, RedisServer};
-use heartwatch::cluster::{
+use super::redis_server::{CutProxy, RedisServer};
+use crate::cluster::{
     ClaimToken, Cluster, ClusterConfig, ClusterFeeds, ClusterOptions, Command, StreamEvent,
     Transition,
 };
-use heartwatch::protocol::Proj;
-use heartwatch::{Event, OfflineReason};
+use crate::protocol::Proj;
+use crate::{Event, OfflineReason};
 use serde_json::Value;
 
 const RENEW: Duration = Duration::from_millis(100);
@@ -100,7 +98,7 @@ async fn next_command(feeds: &mut ClusterFeeds, within: Duration) -> Command {
 
 /// Waits (bounded) until both nodes are in the nodes list as alive.
 async fn joined(cluster: &Cluster, names: &[&str]) {
-    common::eventually(Duration::from_secs(5), "nodes joined", || async {
+    super::eventually(Duration::from_secs(5), "nodes joined", || async {
         let nodes = cluster.nodes().await.unwrap_or_default();
         names
             .iter()
@@ -306,7 +304,7 @@ async fn a_client_that_reconnects_elsewhere_before_its_cap_gets_no_event() {
     let (c3, _) = claim("P-4", Duration::from_secs(3));
     n3.transition(c3);
     n3.flushed().await;
-    common::eventually(Duration::from_secs(5), "n1 declared dead", || async {
+    super::eventually(Duration::from_secs(5), "n1 declared dead", || async {
         n3.nodes()
             .await
             .unwrap()
@@ -348,7 +346,7 @@ async fn a_frozen_redis_declares_nobody_dead() {
     tokio::time::sleep(DEAD_AFTER * 2).await;
     assert!(matches!(
         n1.health(),
-        heartwatch::cluster::ClusterHealth::Degraded { .. }
+        crate::cluster::ClusterHealth::Degraded { .. }
     ));
     redis.thaw();
 
@@ -364,7 +362,7 @@ async fn a_frozen_redis_declares_nobody_dead() {
         assert_eq!(s.rejoined.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
     assert!(n1.nodes().await.unwrap().iter().all(|n| n.state == "alive"));
-    assert_eq!(n1.health(), heartwatch::cluster::ClusterHealth::Ok);
+    assert_eq!(n1.health(), crate::cluster::ClusterHealth::Ok);
     // The offline decided during the freeze arrived, once.
     let evs = events(&n1).await;
     // (It may have been applied by the call that timed out, at the thaw, and then found
@@ -428,12 +426,9 @@ async fn a_long_timeout_is_bounded_by_its_last_checkpoint() {
     let (n2, mut f2) = node(&redis.url(), "n2").await;
     joined(&n2, &["n1", "n2"]).await;
     let timeout = Duration::from_secs(3600);
+    assert_eq!(crate::cluster::checkpoint_every(timeout), Some(timeout / 4));
     assert_eq!(
-        heartwatch::cluster::checkpoint_every(timeout),
-        Some(timeout / 4)
-    );
-    assert_eq!(
-        heartwatch::cluster::checkpoint_every(Duration::from_secs(20)),
+        crate::cluster::checkpoint_every(Duration::from_secs(20)),
         None
     );
     let (c, token) = claim("P-7", timeout);
@@ -465,9 +460,9 @@ async fn a_long_timeout_is_bounded_by_its_last_checkpoint() {
 
 #[actix_rt::test]
 async fn the_outbox_survives_an_outage_and_a_restart_and_its_replay_is_idempotent() {
-    use heartwatch::cluster::OutboxCursor;
-    use heartwatch::metrics::Metrics;
-    use heartwatch::storage::Journal;
+    use crate::cluster::OutboxCursor;
+    use crate::metrics::Metrics;
+    use crate::storage::Journal;
     use std::sync::Arc;
 
     let Some(redis) = RedisServer::start().await else {
@@ -475,9 +470,9 @@ async fn the_outbox_survives_an_outage_and_a_restart_and_its_replay_is_idempoten
     };
     let proxy = CutProxy::start(redis.port).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut storage = heartwatch::Config::default().storage;
+    let mut storage = crate::Config::default().storage;
     storage.path = dir.path().to_path_buf();
-    storage.fsync = heartwatch::config::FsyncPolicy::Always;
+    storage.fsync = crate::config::FsyncPolicy::Always;
     let start = |url: String| {
         let storage = storage.clone();
         async move {
@@ -502,7 +497,7 @@ async fn the_outbox_survives_an_outage_and_a_restart_and_its_replay_is_idempoten
     // What the server's pipeline does in cluster mode: the event log takes the transition
     // (numbered, with its stamp), then the cluster.
     let logged = |journal: &Journal, cluster: &Cluster, seq: u64, t: Transition| {
-        use heartwatch::events::{ClientTimeout, Published, Sink};
+        use crate::events::{ClientTimeout, Published, Sink};
         let (event, timeout) = match &t {
             Transition::Online { event, timeout, .. } => (
                 event.clone(),

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::timeout;
 
-use crate::process_stats::ProcessStats;
+use crate::cli::process_stats::ProcessStats;
 
 /// CPU seconds and RSS of the server, by pid or by scraping `/metrics`.
 pub(crate) async fn server_stats(

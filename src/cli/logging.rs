@@ -4,7 +4,7 @@ use log4rs::append::console::{ConsoleAppender, Target};
 use log4rs::config::{Appender, Config as Log4rsConfig, Root};
 use log4rs::encode::pattern::PatternEncoder;
 
-use crate::config::LogConfig;
+use heartwatch::config::LogConfig;
 
 /// Logging could not be set up.
 #[derive(Debug, thiserror::Error)]
