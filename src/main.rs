@@ -16,6 +16,11 @@ use heartwatch::protocol::Proj;
 use heartwatch::tls::{ClientTls, ServerTls};
 use heartwatch::{shutdown, Builder, ConfigLoader};
 
+/// jemalloc: its size classes and slab layout cost the server's many small per-client
+/// allocations less memory than glibc's malloc (docs/performance.md has the A/B).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use cli::beat_report::Report;
 use cli::bench::BenchConfig;
 use cli::hangup::Hangups;

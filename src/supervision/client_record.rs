@@ -58,18 +58,30 @@ pub(crate) struct ClientRecord {
     state: Mutex<RecordState>,
 }
 
+/// Kept compact (a record is one allocation per online client): wall time and timeout as
+/// integers.
 #[derive(Debug, Clone, Copy)]
 struct RecordState {
     addr: SocketAddr,
-    last_seen: SystemTime,
+    /// Wall time of the last heartbeat, in microseconds since the Unix epoch.
+    last_seen_us: u64,
     /// Monotonic time of the last heartbeat: the base of the deadline.
     beat_at: Instant,
     heartbeats: u64,
-    timeout: Duration,
+    timeout_ms: u64,
     /// Whether the client asked for its timeout (else it is the server's default).
     requested: bool,
     generation: u64,
     removed: bool,
+}
+
+fn micros(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn wall(us: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_micros(us)
 }
 
 /// The record was removed: its client went offline, or its actor was replaced.
@@ -120,10 +132,10 @@ impl ClientRecord {
             proj,
             state: Mutex::new(RecordState {
                 addr: pulse.addr,
-                last_seen: pulse.wall,
+                last_seen_us: micros(pulse.wall),
                 beat_at: pulse.at,
                 heartbeats: 1,
-                timeout: pulse.timeout.unwrap_or(default),
+                timeout_ms: crate::clock::millis(pulse.timeout.unwrap_or(default)),
                 requested: pulse.timeout.is_some(),
                 generation: 0,
                 removed: false,
@@ -143,10 +155,10 @@ impl ClientRecord {
             proj,
             state: Mutex::new(RecordState {
                 addr,
-                last_seen,
+                last_seen_us: micros(last_seen),
                 beat_at: crate::clock::now(),
                 heartbeats: 0,
-                timeout: timeout.timeout,
+                timeout_ms: crate::clock::millis(timeout.timeout),
                 requested: timeout.requested,
                 generation: 0,
                 removed: false,
@@ -210,12 +222,12 @@ impl ClientRecord {
             return Err(Removed);
         }
         s.addr = pulse.addr;
-        s.last_seen = pulse.wall;
+        s.last_seen_us = micros(pulse.wall);
         s.beat_at = pulse.at;
         s.heartbeats += 1;
         s.generation += 1;
         if let Some(timeout) = pulse.timeout {
-            s.timeout = timeout;
+            s.timeout_ms = crate::clock::millis(timeout);
             s.requested = true;
         }
         Ok(s.applied())
@@ -250,14 +262,14 @@ impl ClientRecord {
     /// Wall time of the last heartbeat and where it came from.
     pub(crate) fn last_seen(&self) -> (SystemTime, SocketAddr) {
         let s = self.lock();
-        (s.last_seen, s.addr)
+        (wall(s.last_seen_us), s.addr)
     }
 
     /// The timeout in force and whether the client asked for it.
     pub(crate) fn timeout(&self) -> ClientTimeout {
         let s = self.lock();
         ClientTimeout {
-            timeout: s.timeout,
+            timeout: Duration::from_millis(s.timeout_ms),
             requested: s.requested,
         }
     }
@@ -268,9 +280,9 @@ impl ClientRecord {
         ClientInfo {
             proj: self.proj.clone(),
             state: ClientState::Online,
-            last_seen: s.last_seen,
+            last_seen: wall(s.last_seen_us),
             heartbeats: s.heartbeats,
-            timeout_ms: crate::clock::millis(s.timeout),
+            timeout_ms: s.timeout_ms,
             addr: s.addr,
         }
     }
@@ -283,10 +295,11 @@ impl ClientRecord {
 
 impl RecordState {
     fn applied(&self) -> Applied {
+        let timeout = Duration::from_millis(self.timeout_ms);
         Applied {
             generation: self.generation,
-            timeout: self.timeout,
-            deadline: self.beat_at + self.timeout,
+            timeout,
+            deadline: self.beat_at + timeout,
         }
     }
 }

@@ -33,9 +33,8 @@ use crate::extension::CustomFrame;
 use crate::protocol::{ErrorCode, FrameDecoder, FrameError, Proj, ProjRef, Reply, Request};
 use crate::supervision::Route;
 
-/// Initial read buffer of a connection. A larger one (tokio-util's default is 8 KiB) would
-/// cost its size in RSS per idle client; heartbeats are under 100 bytes and the buffer grows
-/// when needed.
+/// Free space before each read. A heartbeat is under 100 bytes; a longer frame grows the
+/// buffer. It is allocated only while there is something to read (see `Io::poll_read`).
 const INITIAL_READ_CAPACITY: usize = 128;
 
 /// How long a closing connection may take to flush its last replies before it is dropped.
@@ -44,9 +43,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Frames handled in one poll before the host yields, so that one busy connection cannot
 /// starve the others on its thread.
 pub(crate) const FRAMES_PER_POLL: usize = 32;
-
-/// Above this, a drained reply buffer is given back to the allocator rather than kept.
-const KEEP_OUT_CAPACITY: usize = 4096;
 
 /// One frame, copied out of the read buffer: on the stack for any heartbeat, so that reading
 /// a frame allocates nothing and the buffer is free for the next read at once.
@@ -60,10 +56,32 @@ enum Io {
 }
 
 impl Io {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    /// Reads into `buf`, with at least `space` bytes free for the read. A plaintext socket is
+    /// read only once it is readable, so that `buf` is allocated only when data is there.
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        space: usize,
+    ) -> Poll<io::Result<usize>> {
+        let reserve = |buf: &mut BytesMut| {
+            if buf.capacity() - buf.len() < space {
+                buf.reserve(space);
+            }
+        };
         match self {
-            Io::Plain(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
-            Io::Tls(s) => tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf),
+            Io::Plain(s) => loop {
+                std::task::ready!(s.poll_read_ready(cx))?;
+                reserve(buf);
+                match s.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    read => return Poll::Ready(read),
+                }
+            },
+            Io::Tls(s) => {
+                reserve(buf);
+                tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf)
+            }
         }
     }
 
@@ -220,9 +238,9 @@ impl Connection {
         Self {
             io,
             peer,
-            inbuf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
-            decoder: FrameDecoder::new(services.max_frame_bytes)
-                .with_read_space(INITIAL_READ_CAPACITY),
+            inbuf: BytesMut::new(),
+            // The space for each read is reserved by `Io::poll_read`, not the decoder.
+            decoder: FrameDecoder::new(services.max_frame_bytes).with_read_space(0),
             out: Vec::new(),
             budget: FrameBudget::full(session, now),
             access: services
@@ -277,8 +295,15 @@ impl Connection {
                 Ok(None) => {}
                 Err(e) => return self.frame_error(e, cx),
             }
-            match self.io.poll_read(cx, &mut self.inbuf) {
-                Poll::Pending => return Poll::Pending,
+            match self.io.poll_read(cx, &mut self.inbuf, INITIAL_READ_CAPACITY) {
+                Poll::Pending => {
+                    if self.inbuf.is_empty() {
+                        // An idle connection holds no read buffer: the next read allocates
+                        // one (a heartbeat is one small allocation and free).
+                        self.inbuf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(0)) => {
                     // End of input: answer what was read, then close. Not an offline: only
                     // the watchdog or an explicit offline takes a client offline.
@@ -541,7 +566,8 @@ impl Connection {
             }
         }
         self.out.drain(..written);
-        if self.out.is_empty() && self.out.capacity() > KEEP_OUT_CAPACITY {
+        if self.out.is_empty() {
+            // An idle connection holds no reply buffer either.
             self.out = Vec::new();
         }
         if let Poll::Ready(Err(e)) = self.io.poll_flush(cx) {
