@@ -182,10 +182,10 @@ impl ClientRecord {
             proj,
             state: Mutex::new(RecordState {
                 addr,
-                last_seen,
+                last_seen_us: micros(last_seen),
                 beat_at,
                 heartbeats: 0,
-                timeout: timeout.timeout,
+                timeout_ms: crate::clock::millis(timeout.timeout),
                 requested: timeout.requested,
                 generation: 0,
                 removed: false,
