@@ -295,7 +295,10 @@ impl Connection {
                 Ok(None) => {}
                 Err(e) => return self.frame_error(e, cx),
             }
-            match self.io.poll_read(cx, &mut self.inbuf, INITIAL_READ_CAPACITY) {
+            match self
+                .io
+                .poll_read(cx, &mut self.inbuf, INITIAL_READ_CAPACITY)
+            {
                 Poll::Pending => {
                     if self.inbuf.is_empty() {
                         // An idle connection holds no read buffer: the next read allocates
