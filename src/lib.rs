@@ -53,6 +53,7 @@
 pub mod auth;
 pub mod client;
 pub(crate) mod clock;
+pub(crate) mod cluster;
 pub mod config;
 pub mod events;
 pub mod extension;

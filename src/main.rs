@@ -100,6 +100,10 @@ struct BenchArgs {
     /// Permit a server outside 127.0.0.0/8.
     #[arg(long)]
     allow_remote: bool,
+    /// A cluster's Redis (redis://host:port/db): report the Redis commands per second the
+    /// cluster used during the window (INFO commandstats).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// TLS and the token.
     #[command(flatten)]
     security: ClientSecurityArgs,
@@ -242,6 +246,7 @@ fn bench(args: BenchArgs) -> ExitCode {
     config.ack_timeout = args.ack_timeout;
     config.sources = args.sources;
     config.proj_prefix = args.proj_prefix;
+    config.redis = args.redis;
     config.allow_remote = args.allow_remote;
     match cli::bench::run(config) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
@@ -394,7 +399,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             .session(config.session)
             .auth(config.auth)
             .storage(config.storage)
-            .notify(config.notify);
+            .notify(config.notify)
+            .cluster(config.cluster);
         if let Some(tls) = tls {
             builder = builder.tls(tls);
         }

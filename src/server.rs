@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
+use crate::cluster::{node as cluster_node, Cluster, ClusterConfig, OutboxCursor};
 use crate::config::{
     validate_http_tokens, validate_parts, AuthConfig, ConfigError, ServerConfig, SessionConfig,
 };
@@ -45,6 +46,9 @@ pub enum StartError {
     /// A webhook's delivery cursor could not be read or created.
     #[error("webhooks: {0}")]
     Webhook(std::io::Error),
+    /// Cluster mode could not start (a bad Redis URL; Redis being down is not an error).
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The protocol tokens cannot be used (a bad pattern, an unreadable `auth.tokens_file`).
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -78,6 +82,7 @@ pub struct Builder {
     http: bool,
     log_events: bool,
     tls: Option<ServerTls>,
+    cluster: Option<ClusterConfig>,
 }
 
 impl Builder {
@@ -95,6 +100,7 @@ impl Builder {
             http: true,
             log_events: true,
             tls: None,
+            cluster: None,
         }
     }
 
@@ -160,6 +166,13 @@ impl Builder {
         self
     }
 
+    /// Cluster mode (`[cluster]`, docs/cluster.md): several nodes share one view of the
+    /// clients and one event stream through Redis. Off unless `cluster.redis` is set.
+    pub fn cluster(mut self, cluster: ClusterConfig) -> Self {
+        self.cluster = Some(cluster).filter(ClusterConfig::enabled);
+        self
+    }
+
     /// Whether to log each event at info level (default yes).
     pub fn log_events(mut self, enabled: bool) -> Self {
         self.log_events = enabled;
@@ -176,15 +189,67 @@ impl Builder {
             &self.session,
             self.storage.as_ref(),
             self.notify.as_ref(),
+            self.cluster.is_some(),
         )?;
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .check()
+                .map_err(|(key, problem)| ConfigError::Value { key, problem })?;
+        }
         validate_http_tokens(&self.auth)?;
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
         let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
-        let storage = open_storage(self.storage.as_ref(), self.notify.as_ref(), &metrics)?;
+        // Cluster mode: each node its own event log (the durable outbox), webhooks from the
+        // Redis stream instead of the log.
+        let node = self.cluster.as_ref().map(|c| c.node_name(config.listen));
+        let storage_config = match (&self.storage, &node) {
+            (Some(storage), Some(node)) => Some(cluster_node::node_storage(storage, node)),
+            (storage, _) => storage.clone(),
+        };
+        let outbox = match (&self.cluster, &storage_config) {
+            (Some(_), Some(storage)) => Some(OutboxCursor::prepare(&storage.path).map_err(
+                |source| StorageError::Io {
+                    what: "prepare the cluster outbox in",
+                    path: storage.path.clone(),
+                    source,
+                },
+            )?),
+            _ => None,
+        };
+        let log_webhooks = self.notify.as_ref().filter(|_| self.cluster.is_none());
+        let storage = open_storage(
+            storage_config.as_ref(),
+            log_webhooks,
+            &metrics,
+            outbox.as_ref().map(OutboxCursor::hold),
+        )?;
+        let joined = match &self.cluster {
+            Some(cluster) => Some(
+                cluster_node::join(
+                    cluster,
+                    config.listen,
+                    config.http,
+                    storage.journal.clone().zip(outbox),
+                    self.notify.clone(),
+                    &metrics,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let (cluster, cluster_feeds) = match joined {
+            Some((cluster, feeds)) => {
+                metrics.set_cluster(cluster.clone());
+                (Some(cluster), Some(feeds))
+            }
+            None => (None, None),
+        };
 
         // Every transition goes through these sinks, in this order: the durable log first.
+        // In cluster mode the log, the event stream and the subscribers follow the cluster's
+        // stream instead (every node's events), and the cluster sink publishes to it.
         let events = EventBus::new();
         for subscriber in self.subscribers {
             events.subscribe(subscriber);
@@ -194,11 +259,23 @@ impl Builder {
         if let Some(journal) = &storage.journal {
             sinks.push(Box::new(journal.clone()));
         }
-        if self.log_events {
-            sinks.push(Box::new(LogSink));
+        match &cluster {
+            Some(cluster) => {
+                sinks.push(cluster_node::sink(cluster));
+                actix_rt::spawn(cluster_node::feed_local(
+                    cluster.subscribe(),
+                    self.log_events,
+                    events.clone(),
+                ));
+            }
+            None => {
+                if self.log_events {
+                    sinks.push(Box::new(LogSink));
+                }
+                sinks.push(Box::new(hub));
+                sinks.push(Box::new(events.clone()));
+            }
         }
-        sinks.push(Box::new(hub));
-        sinks.push(Box::new(events.clone()));
         sinks.extend(self.sinks);
         let pipeline = Pipeline::new(storage.last_seq, sinks);
 
@@ -208,8 +285,22 @@ impl Builder {
             config.max_clients,
             pipeline,
             metrics.clone(),
+            cluster.clone(),
         );
-        heartbeats.registry().recover(storage.recovered);
+        match (&cluster, cluster_feeds) {
+            (Some(_), Some(feeds)) => {
+                // The previous run's clients are taken over through the cluster (this node's
+                // new incarnation reaps its old one), not recovered from the log.
+                actix_rt::spawn(crate::cluster::registry_hooks::forward(
+                    feeds.commands,
+                    heartbeats.registry().clone(),
+                ));
+                actix_rt::spawn(crate::cluster::registry_hooks::sweep(
+                    heartbeats.registry().clone(),
+                ));
+            }
+            _ => heartbeats.registry().recover(storage.recovered),
+        }
         let api = ApiState {
             registry: heartbeats.registry().clone(),
             metrics: metrics.clone(),
@@ -220,13 +311,21 @@ impl Builder {
             admin_token: Some(self.auth.http_admin_token)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            cluster: cluster.clone(),
+            node: Arc::new((
+                node.clone()
+                    .unwrap_or_else(|| ClusterConfig::default().node_name(config.listen)),
+                crate::clock::wall_now(),
+            )),
         };
 
         let listener =
-            tcp::bind(config.listen, config.backlog).map_err(|source| StartError::Bind {
-                what: "heartbeats",
-                addr: config.listen,
-                source,
+            tcp::bind(config.listen, config.backlog, config.reuse_port).map_err(|source| {
+                StartError::Bind {
+                    what: "heartbeats",
+                    addr: config.listen,
+                    source,
+                }
             })?;
         let tcp_addr = listener.local_addr().map_err(|source| StartError::Bind {
             what: "heartbeats",
@@ -281,6 +380,7 @@ impl Builder {
             webhooks,
             auth,
             tls: self.tls,
+            cluster,
         })
     }
 }
@@ -301,6 +401,7 @@ fn open_storage(
     storage: Option<&StorageConfig>,
     notify: Option<&NotifyConfig>,
     metrics: &Arc<Metrics>,
+    outbox: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<Storage, StartError> {
     let Some(storage) = storage else {
         return Ok(Storage::default());
@@ -311,7 +412,8 @@ fn open_storage(
         }
         None => None,
     };
-    let holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
+    let mut holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
+    holds.extend(outbox);
     let (journal, recovered) = Journal::open(storage, metrics.clone(), holds)?;
     Ok(Storage {
         journal: Some(journal),
@@ -400,6 +502,7 @@ pub struct Running {
     webhooks: Vec<JoinHandle<()>>,
     auth: Option<Arc<Authenticator>>,
     tls: Option<ServerTls>,
+    cluster: Option<Cluster>,
 }
 
 impl Running {
@@ -426,6 +529,11 @@ impl Running {
     /// The subscribers: subscribe more recipients at any time.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// Cluster mode's handle, when it is on.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     /// The metrics.
@@ -482,6 +590,11 @@ impl Running {
         let _ = self.accept.await;
         if let Some(http) = self.http {
             http.stop(false).await;
+        }
+        // In cluster mode the node leaves: its peers take its clients over with their exact
+        // deadlines.
+        if let Some(cluster) = &self.cluster {
+            cluster_node::leave(cluster, self.heartbeats.registry()).await;
         }
         // The registry forgets its clients without announcing anything (they did not go
         // offline; the server went away) and refuses later library calls. Its actors stop

@@ -270,6 +270,36 @@ mod tests {
     }
 
     #[test]
+    fn cluster_keys_come_from_the_environment_and_are_checked() {
+        let c = ConfigLoader::new()
+            .env(env(&[
+                ("HEARTWATCH__CLUSTER__REDIS", "redis://127.0.0.1:6390/0"),
+                ("HEARTWATCH__CLUSTER__NODE", "n1"),
+                ("HEARTWATCH__CLUSTER__KEY_PREFIX", "hw-test"),
+                ("HEARTWATCH__CLUSTER__RENEW_INTERVAL", "200ms"),
+                ("HEARTWATCH__CLUSTER__DEAD_AFTER", "1s"),
+                ("HEARTWATCH__SERVER__REUSE_PORT", "true"),
+            ]))
+            .load()
+            .unwrap();
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.node, "n1");
+        assert_eq!(c.cluster.key_prefix, "hw-test");
+        assert_eq!(c.cluster.renew_interval, Duration::from_millis(200));
+        assert_eq!(c.cluster.dead_after, Duration::from_secs(1));
+        assert_eq!(c.cluster.dead_rounds(), 5);
+        assert!(c.server.reuse_port);
+        assert!(!Config::default().server.reuse_port);
+        let on = |l: ConfigLoader| l.set("cluster.redis", "redis://127.0.0.1:6390");
+        let e = error(on(ConfigLoader::new()).set("cluster.dead_after", "1s"));
+        assert!(e.contains("cluster.dead_after"), "{e}");
+        let e = error(on(ConfigLoader::new()).set("cluster.node", "a b"));
+        assert!(e.contains("cluster.node"), "{e}");
+        let e = error(ConfigLoader::new().set("cluster.redis", "http://x"));
+        assert!(e.contains("cluster.redis"), "{e}");
+    }
+
+    #[test]
     fn a_missing_file_is_an_error() {
         let e = error(ConfigLoader::new().file("/nonexistent/heartwatch.toml"));
         assert!(e.contains("/nonexistent/heartwatch.toml"), "{e}");

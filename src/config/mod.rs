@@ -14,6 +14,7 @@ pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
 pub(crate) use validate::{validate_http_tokens, validate_parts};
 
 use crate::auth::Secret;
+pub use crate::cluster::ClusterConfig;
 pub use crate::notify::{NotifyConfig, WebhookConfig};
 pub use crate::storage::{FsyncPolicy, StorageConfig};
 use crate::supervision::TimeoutPolicy;
@@ -36,6 +37,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Cluster mode (Redis); off unless `cluster.redis` is set.
+    pub cluster: ClusterConfig,
 }
 
 /// `[auth]`: who may read, and who may beat for which `proj`.
@@ -186,6 +189,9 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// Listen backlog.
     pub backlog: u32,
+    /// Bind the heartbeat listener with SO_REUSEPORT, so that several nodes on one machine can
+    /// share one port (the kernel spreads new connections over them).
+    pub reuse_port: bool,
     /// Session arbiters; 0 means one per core.
     pub workers: usize,
     /// HTTP worker threads.

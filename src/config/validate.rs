@@ -20,7 +20,12 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         &config.session,
         Some(&config.storage),
         Some(&config.notify),
+        config.cluster.enabled(),
     )?;
+    config
+        .cluster
+        .check()
+        .map_err(|(key, problem)| value(key, problem))?;
     validate_tls(&config.tls)?;
     validate_http_tokens(&config.auth)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
@@ -31,12 +36,14 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
 
 /// Checks the parts a server runs with, as the loader has them and as
 /// [`Builder`](crate::Builder) holds them (`storage` is `None` when the event log is off,
-/// `notify` when webhooks were not configured).
+/// `notify` when webhooks were not configured; `cluster` in cluster mode, where webhooks are
+/// delivered from the cluster's stream and need no event log).
 pub(crate) fn validate_parts(
     server: &ServerConfig,
     session: &SessionConfig,
     storage: Option<&StorageConfig>,
     notify: Option<&NotifyConfig>,
+    cluster: bool,
 ) -> Result<(), ConfigError> {
     validate_server(server)?;
     validate_session(session)?;
@@ -44,7 +51,10 @@ pub(crate) fn validate_parts(
         validate_storage(storage)?;
     }
     if let Some(notify) = notify {
-        validate_notify(notify, storage.is_some_and(StorageConfig::enabled))?;
+        validate_notify(
+            notify,
+            storage.is_some_and(StorageConfig::enabled) || cluster,
+        )?;
     }
     Ok(())
 }
@@ -208,7 +218,7 @@ fn validate_notify(notify: &NotifyConfig, storage_enabled: bool) -> Result<(), C
     if !notify.webhook.is_empty() && !storage_enabled {
         return Err(value(
             "notify.webhook",
-            "webhooks are delivered from the event log: set storage.path",
+            "webhooks are delivered from the event log: set storage.path (or cluster.redis)",
         ));
     }
     let mut names = std::collections::HashSet::new();

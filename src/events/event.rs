@@ -48,7 +48,7 @@ impl std::fmt::Display for OfflineReason {
 
 /// A liveness transition. Each client's events alternate `Online`, `Offline`, `Online`, ...
 /// and every subscriber sees them in that order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
 #[rtype(result = "()")]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -59,7 +59,10 @@ pub enum Event {
         /// Where its first heartbeat came from.
         addr: SocketAddr,
         /// When.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
     /// The client is gone and has been removed.
@@ -71,10 +74,16 @@ pub enum Event {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         last_seen: SystemTime,
         /// When it was declared offline.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
 }

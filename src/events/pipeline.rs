@@ -28,13 +28,25 @@ impl Pipeline {
     }
 
     /// Numbers `event` and gives it to every sink; returns its id.
+    #[cfg(test)]
     pub(crate) fn publish(&self, event: Event, timeout: Option<ClientTimeout>) -> u64 {
+        self.publish_stamped(event, timeout, None)
+    }
+
+    /// [`Pipeline::publish`] with a cluster stamp (cluster mode: the claim's token).
+    pub(crate) fn publish_stamped(
+        &self,
+        event: Event,
+        timeout: Option<ClientTimeout>,
+        stamp: Option<crate::storage::ClusterStamp>,
+    ) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.last_id += 1;
         let published = Published {
             id: inner.last_id,
             event,
             timeout,
+            stamp,
         };
         for sink in &mut inner.sinks {
             sink.publish(&published);

@@ -16,6 +16,9 @@ pub struct Published {
     /// the client asked for it (a defaulted timeout follows the server's default after a
     /// restart).
     pub timeout: Option<ClientTimeout>,
+    /// In cluster mode, the claim's fencing token (and the lost node of an adopted client):
+    /// the event log keeps it, as the durable outbox of transitions on their way to Redis.
+    pub stamp: Option<crate::storage::ClusterStamp>,
 }
 
 /// A client's watchdog timeout and where it came from.

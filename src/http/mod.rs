@@ -7,6 +7,7 @@
 
 mod access;
 mod clients;
+mod cluster_api;
 mod dashboard;
 mod event_stream;
 mod fallback;
@@ -43,6 +44,11 @@ pub struct ApiState {
     /// The bearer token writes require, if any (`auth.http_admin_token`); it reads too. See
     /// [`ApiState::write_refusal`].
     pub admin_token: Option<Arc<str>>,
+    /// Cluster mode: clients, nodes, events and health come from the cluster.
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// This server's name (`cluster.node`, or host name and heartbeat port) and start time,
+    /// for `/api/v1/nodes` in single-node mode.
+    pub(crate) node: Arc<(String, std::time::SystemTime)>,
 }
 
 /// A JSON error body: `{"error":"not_found","message":"..."}`.
@@ -74,6 +80,7 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/v1/clients", web::get().to(clients::list))
             .route("/api/v1/clients/{proj}", web::get().to(clients::get))
+            .route("/api/v1/nodes", web::get().to(cluster_api::nodes))
             .route("/api/v1/events", web::get().to(event_stream::events))
             .route("/api/v1/openapi.json", web::get().to(openapi::document))
             .route("/", web::get().to(dashboard::asset))

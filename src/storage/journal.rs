@@ -575,6 +575,7 @@ mod tests {
                 timeout,
                 requested: true,
             }),
+            stamp: None,
         }
     }
 

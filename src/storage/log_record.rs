@@ -43,6 +43,9 @@ pub enum LogRecord {
         /// a restart it follows the new default. Absent (false) in logs written before it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         timeout_default: bool,
+        /// In cluster mode: the claim's fencing token and the node incarnation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<ClusterStamp>,
     },
     /// A client went offline.
     Offline {
@@ -66,6 +69,10 @@ pub enum LogRecord {
             deserialize_with = "deserialize_rfc3339"
         )]
         at: SystemTime,
+        /// In cluster mode: the fencing token of the claim it ends, the node incarnation, and
+        /// the lost node of an adopted client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<ClusterStamp>,
     },
     /// A snapshot of `clients` online clients begins.
     Snapshot {
@@ -100,6 +107,20 @@ pub enum LogRecord {
     },
 }
 
+/// What cluster mode adds to a transition in the log, which is then its durable outbox: enough
+/// to publish it to Redis after an outage, or after a restart, exactly as it was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStamp {
+    /// The fencing token of the claim.
+    pub token: String,
+    /// The node incarnation that decided it.
+    pub node: String,
+    /// For an adopted client's offline: the node it was lost with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_node: Option<String>,
+}
+
 impl LogRecord {
     /// The record of a published event.
     pub fn from_published(published: &Published) -> Self {
@@ -117,6 +138,7 @@ impl LogRecord {
                     at,
                     timeout_ms: millis(timeout.timeout),
                     timeout_default: !timeout.requested,
+                    cluster: published.stamp.clone(),
                 }
             }
             Event::Offline {
@@ -132,7 +154,26 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
+                cluster: published.stamp.clone(),
             },
+        }
+    }
+
+    /// The cluster stamp of an event record, if it has one.
+    pub fn cluster(&self) -> Option<&ClusterStamp> {
+        match self {
+            LogRecord::Online { cluster, .. } | LogRecord::Offline { cluster, .. } => {
+                cluster.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The client's timeout, for an `online` record.
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            LogRecord::Online { timeout_ms, .. } => Some(Duration::from_millis(*timeout_ms)),
+            _ => None,
         }
     }
 
@@ -161,6 +202,7 @@ impl LogRecord {
                 addr,
                 last_seen,
                 at,
+                ..
             } => Some((
                 seq,
                 Event::Offline {
@@ -205,6 +247,7 @@ mod tests {
                 timeout: Duration::from_secs(20),
                 requested: true,
             }),
+            stamp: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -232,6 +275,7 @@ mod tests {
                 timeout: Duration::from_secs(3),
                 requested: false,
             }),
+            stamp: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -249,6 +293,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_stamp_round_trips_and_is_absent_in_single_node_mode() {
+        let offline = Event::Offline {
+            proj: Proj::new("P-1").unwrap(),
+            reason: OfflineReason::Timeout,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            last_seen: at(1_000),
+            at: at(2_000),
+        };
+        let stamp = ClusterStamp {
+            token: "t1".into(),
+            node: "n1-ab".into(),
+            lost_node: Some("n2".into()),
+        };
+        let mut published = Published {
+            id: 9,
+            event: offline.clone(),
+            timeout: None,
+            stamp: Some(stamp.clone()),
+        };
+        let mut line = Vec::new();
+        LogRecord::from_published(&published).write_line(&mut line);
+        let back: LogRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back.cluster(), Some(&stamp));
+        assert_eq!(back.to_event(), Some((9, offline)));
+        published.stamp = None;
+        let mut plain = Vec::new();
+        LogRecord::from_published(&published).write_line(&mut plain);
+        assert!(!std::str::from_utf8(&plain).unwrap().contains("cluster"));
+    }
+
+    #[test]
     fn offline_keeps_its_reason() {
         let offline = Event::Offline {
             proj: Proj::new("P-1").unwrap(),
@@ -261,6 +336,7 @@ mod tests {
             id: 8,
             event: offline.clone(),
             timeout: None,
+            stamp: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);

@@ -31,6 +31,7 @@ use serde::Deserialize;
 
 pub use fsync_policy::FsyncPolicy;
 pub(crate) use journal::Journal;
+pub(crate) use log_record::{ClusterStamp, LogRecord};
 pub(crate) use recovery::RecoveredClient;
 pub(crate) use tail::LogTail;
 

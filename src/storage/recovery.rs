@@ -156,6 +156,7 @@ mod tests {
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
             timeout_ms: 1000 * seq,
             timeout_default: false,
+            cluster: None,
         }
     }
 
@@ -167,6 +168,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             last_seen: SystemTime::UNIX_EPOCH,
             at: SystemTime::UNIX_EPOCH,
+            cluster: None,
         }
     }
 

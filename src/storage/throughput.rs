@@ -33,6 +33,7 @@ fn append(journal: &mut Journal, event: Event) {
             timeout: Duration::from_secs(20),
             requested: false,
         }),
+        stamp: None,
     });
 }
 

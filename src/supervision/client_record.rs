@@ -175,6 +175,33 @@ impl ClientRecord {
         }
     }
 
+    /// The record of a client this node took over from a lost cluster node: no heartbeat here
+    /// (zero heartbeats), last seen as the cluster knew it, due `due_in` from now (its capped
+    /// deadline) however long its timeout.
+    pub(crate) fn adopted(
+        proj: Proj,
+        addr: SocketAddr,
+        timeout: ClientTimeout,
+        last_seen: SystemTime,
+        due_in: Duration,
+    ) -> Self {
+        let now = crate::clock::now();
+        let beat_at = (now + due_in).checked_sub(timeout.timeout).unwrap_or(now);
+        Self {
+            proj,
+            state: Mutex::new(RecordState {
+                addr,
+                last_seen_us: micros(last_seen),
+                beat_at,
+                heartbeats: 0,
+                timeout_ms: crate::clock::millis(timeout.timeout),
+                requested: timeout.requested,
+                generation: 0,
+                removed: false,
+            }),
+        }
+    }
+
     /// A copy of this record for a new actor, and this one marked removed, under one lock:
     /// a heartbeat that reaches the old actor afterwards is refused and goes through the
     /// registry to the new one.

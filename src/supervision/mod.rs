@@ -5,7 +5,7 @@
 mod client;
 mod client_record;
 mod heartbeats;
-mod registry;
+pub(crate) mod registry;
 mod registry_handle;
 mod timeout_policy;
 
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use actix::ArbiterHandle;
 
 pub(crate) use client::{error_code, Attach};
+pub(crate) use client_record::ClientRecord;
 pub use client_record::{ClientInfo, ClientState};
 pub use heartbeats::{BeatAck, BeatError, Heartbeat, Heartbeats};
 pub(crate) use heartbeats::{Route, Vacancy};
@@ -33,12 +34,14 @@ pub(crate) fn start(
     max_clients: usize,
     pipeline: Pipeline,
     metrics: Arc<Metrics>,
+    cluster: Option<crate::cluster::Cluster>,
 ) -> Heartbeats {
     let deps = RegistryDeps {
         pipeline,
         metrics: metrics.clone(),
         default_timeout: policy.default,
         max_clients,
+        cluster,
     };
     let registry = RegistryHandle::new(home, policy, deps);
     Heartbeats::new(registry, policy, metrics)

@@ -15,6 +15,7 @@ use actix::{
 use super::client::{Client, Depart, Rearm};
 use super::client_record::{ClientInfo, ClientRecord, Pulse};
 use crate::clock;
+use crate::cluster::{Claim, Cluster};
 use crate::events::{ClientTimeout, Event, OfflineReason, Pipeline};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
@@ -145,16 +146,20 @@ pub(crate) struct RegistryDeps {
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
     pub max_clients: usize,
+    /// Cluster mode: every transition carries its claim's token (see `src/cluster/`).
+    pub cluster: Option<Cluster>,
 }
 
-struct Entry {
+pub(crate) struct Entry {
     /// Weak: a strong address costs an allocation per client, and the actor does not need
     /// one to live (it keeps itself running while it watches).
     client: WeakAddr<Client>,
-    record: Arc<ClientRecord>,
+    pub(crate) record: Arc<ClientRecord>,
     /// Recovered from the event log and not heard from since the restart: if its watchdog
     /// fires, the reason is `timeout_after_restart`.
     recovered: bool,
+    /// Cluster mode: the claim this node holds the client under.
+    pub(crate) claim: Option<Claim>,
 }
 
 impl Entry {
@@ -196,7 +201,7 @@ impl Registry {
         }
     }
 
-    fn spawn(
+    pub(crate) fn spawn(
         record: &Arc<ClientRecord>,
         home: &ArbiterHandle,
         ctx: &mut Context<Self>,
@@ -204,7 +209,7 @@ impl Registry {
         Client::start(record.clone(), ctx.address().downgrade(), home)
     }
 
-    fn insert(&mut self, proj: Proj, entry: Entry) {
+    pub(crate) fn insert(&mut self, proj: Proj, entry: Entry) {
         match self.clients.insert(proj, entry) {
             // Cannot happen (the callers check), but if it did, the old actor must not watch
             // on and the gauge must not count the client twice.
@@ -231,21 +236,25 @@ impl Registry {
             None => (Self::spawn(&record, &msg.home, ctx), None),
         };
         let timeout = record.timeout();
+        let claim = self.deps.cluster.as_ref().map(|_| Claim::new());
+        let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), claim.as_ref());
         self.insert(
             msg.proj.clone(),
             Entry {
                 client: client.downgrade(),
                 record,
                 recovered: false,
+                claim,
             },
         );
-        self.deps.pipeline.publish(
+        self.deps.pipeline.publish_stamped(
             Event::Online {
                 proj: msg.proj,
                 addr: msg.addr,
                 at: pulse.wall,
             },
             Some(timeout),
+            stamp,
         );
         Resolved {
             client,
@@ -264,14 +273,12 @@ impl Registry {
         at: SystemTime,
         ctx: &mut Context<Self>,
     ) {
-        let Some(entry) = self.clients.remove(proj) else {
+        let Some((last_seen, addr, claim)) = self.take_out(proj, ctx) else {
             return;
         };
-        let (last_seen, addr) = entry.record.last_seen();
-        entry.depart();
-        self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
-        self.deps.pipeline.publish(
+        let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), claim.as_ref());
+        self.deps.pipeline.publish_stamped(
             Event::Offline {
                 proj: proj.clone(),
                 reason,
@@ -280,7 +287,23 @@ impl Registry {
                 at,
             },
             None,
+            stamp,
         );
+    }
+
+    /// Takes `proj` out of the map (its record is already marked removed) and tells its
+    /// actor, without announcing anything (a departure, or a client that moved to another
+    /// cluster node). Answers its last heartbeat, where it came from, and its claim.
+    pub(crate) fn take_out(
+        &mut self,
+        proj: &Proj,
+        ctx: &mut Context<Self>,
+    ) -> Option<(SystemTime, SocketAddr, Option<Claim>)> {
+        let mut entry = self.clients.remove(proj)?;
+        let (last_seen, addr) = entry.record.last_seen();
+        let claim = entry.claim.take();
+        entry.depart();
+        self.deps.metrics.client_removed();
         if self.clients.is_empty() {
             self.emptied += 1;
             let emptied = self.emptied;
@@ -289,6 +312,44 @@ impl Registry {
                     ctx.stop();
                 }
             });
+        }
+        Some((last_seen, addr, claim))
+    }
+
+    /// The client's entry (cluster hooks).
+    pub(crate) fn entry(&self, proj: &Proj) -> Option<&Entry> {
+        self.clients.get(proj)
+    }
+
+    /// Every entry, mutably (cluster hooks: checkpoints).
+    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = (&Proj, &mut Entry)> {
+        self.clients.iter_mut()
+    }
+
+    /// The cluster handle, in cluster mode.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.deps.cluster.as_ref()
+    }
+
+    /// Every client with its claim and exact last heartbeat (cluster hooks: a clean leave).
+    pub(crate) fn claims(&self) -> Vec<(Proj, &Claim, SystemTime)> {
+        self.clients
+            .iter()
+            .filter_map(|(proj, e)| Some((proj.clone(), e.claim.as_ref()?, e.record.last_seen().0)))
+            .collect()
+    }
+
+    /// A new entry for a client this node took over from a lost cluster node.
+    pub(crate) fn adopted_entry(
+        client: Addr<Client>,
+        record: Arc<ClientRecord>,
+        claim: Claim,
+    ) -> Entry {
+        Entry {
+            client: client.downgrade(),
+            record,
+            recovered: false,
+            claim: Some(claim),
         }
     }
 }
@@ -316,6 +377,7 @@ impl Actor for Registry {
                 client: client.downgrade(),
                 record,
                 recovered: true,
+                claim: None,
             };
             self.insert(seed.proj, entry);
         }
@@ -334,7 +396,8 @@ impl Handler<Resolve> for Registry {
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
             // Online: apply the heartbeat here, so it cannot race with its removal, and let
             // the actor re-arm for it. A record in the map is never removed.
-            if let Ok(applied) = entry.record.beat(Pulse::now(msg.addr, msg.timeout)) {
+            let pulse = Pulse::now(msg.addr, msg.timeout);
+            if let Ok(applied) = entry.record.beat(pulse) {
                 entry.recovered = false;
                 let client = match entry.client.upgrade() {
                     Some(client) => client,
@@ -349,6 +412,23 @@ impl Handler<Resolve> for Registry {
                     record: entry.record.clone(),
                     applied,
                 });
+                if entry.claim.as_ref().is_some_and(Claim::is_detached) {
+                    // A client taken over from a lost node beats here: claim it for real,
+                    // which lifts its capped deadline in the cluster (no event).
+                    let claim = Claim::new();
+                    let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), Some(&claim));
+                    entry.claim = Some(claim);
+                    let timeout = entry.record.timeout();
+                    self.deps.pipeline.publish_stamped(
+                        Event::Online {
+                            proj: msg.proj.clone(),
+                            addr: msg.addr,
+                            at: pulse.wall,
+                        },
+                        Some(timeout),
+                        stamp,
+                    );
+                }
                 return Ok(Resolved {
                     client,
                     timeout: applied.timeout,
@@ -376,12 +456,14 @@ impl Handler<Relocate> for Registry {
         }
         let record = Arc::new(entry.record.relocate()?);
         let client = Self::spawn(&record, &msg.home, ctx);
+        let claim = entry.claim.take();
         let old = std::mem::replace(
             entry,
             Entry {
                 client: client.downgrade(),
                 record,
                 recovered: entry.recovered,
+                claim,
             },
         );
         old.depart();
@@ -394,6 +476,9 @@ impl Handler<Remove> for Registry {
 
     fn handle(&mut self, msg: Remove, ctx: &mut Context<Self>) -> bool {
         let Some(entry) = self.clients.get(&msg.proj) else {
+            if let Some(cluster) = &self.deps.cluster {
+                crate::cluster::goodbye(cluster, &self.deps.pipeline, msg.proj);
+            }
             return false;
         };
         // From here on, a heartbeat that reaches the actor is refused and goes through the

@@ -72,6 +72,7 @@ fn fixture() -> Fixture {
         MAX_CLIENTS,
         pipeline,
         metrics.clone(),
+        None,
     );
     Fixture {
         registry: heartbeats.registry().clone(),

@@ -22,6 +22,7 @@
 
 pub mod outside;
 pub mod pki;
+pub mod redis;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader as StdBufReader};
@@ -539,15 +540,25 @@ pub struct EventStream {
     >,
     /// Decoded body bytes not yet returned as lines.
     pending: Vec<u8>,
+    /// How long one read may wait.
+    wait: Duration,
 }
 
 impl EventStream {
     /// Opens the stream and waits for the server's greeting comment, after which every event
     /// is delivered to this stream.
     pub async fn open(addr: SocketAddr) -> Self {
-        let request = awc::Client::new()
+        Self::open_after(addr, None).await
+    }
+
+    /// [`EventStream::open`] with a `Last-Event-ID` header (resume after that event).
+    pub async fn open_after(addr: SocketAddr, last_event_id: Option<&str>) -> Self {
+        let mut request = awc::Client::new()
             .get(format!("http://{addr}/api/v1/events"))
             .insert_header(("accept", "text/event-stream"));
+        if let Some(id) = last_event_id {
+            request = request.insert_header(("last-event-id", id));
+        }
         let response = timeout(IO_TIMEOUT, request.send())
             .await
             .expect("event stream: no answer within the I/O timeout")
@@ -568,10 +579,33 @@ impl EventStream {
         let mut events = Self {
             body: Box::pin(response),
             pending: Vec::new(),
+            wait: IO_TIMEOUT,
         };
         let greeting = events.line().await;
         assert!(greeting.starts_with(':'), "a comment first: {greeting:?}");
         events
+    }
+
+    /// The next event: its `id:` line (if any) and its `data:` payload, parsed; panics after
+    /// [`IO_TIMEOUT`].
+    pub async fn next_event(&mut self) -> (Option<String>, Value) {
+        let mut id = None;
+        loop {
+            let line = self.line().await;
+            if let Some(value) = line.strip_prefix("id: ") {
+                id = Some(value.to_string());
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                return (id, parse_json(data));
+            }
+        }
+    }
+
+    /// [`EventStream::next_event`], waiting up to `within` instead of [`IO_TIMEOUT`].
+    pub async fn next_event_within(&mut self, within: Duration) -> (Option<String>, Value) {
+        self.wait = within;
+        let event = self.next_event().await;
+        self.wait = IO_TIMEOUT;
+        event
     }
 
     /// The next `data:` payload, parsed; panics after [`IO_TIMEOUT`].
@@ -595,7 +629,7 @@ impl EventStream {
                     .trim_end_matches(['\r', '\n'])
                     .to_owned();
             }
-            let chunk = timeout(IO_TIMEOUT, self.body.next())
+            let chunk = timeout(self.wait, self.body.next())
                 .await
                 .expect("event stream: nothing within the I/O timeout")
                 .expect("event stream ended")
