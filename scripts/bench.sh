@@ -5,6 +5,11 @@
 #   scripts/bench.sh                      # 1k, 5k, 10k, 15k clients, 20 s windows
 #   SIZES="10000" WINDOW=30s scripts/bench.sh
 #   SILENCE=0 scripts/bench.sh            # skip the hung-client detection run
+#   BASELINE=/path/to/other/heartwatch scripts/bench.sh
+#                                         # A/B: also run another heartwatch binary (an older
+#                                         # commit's) with the same clients, after the floor
+#   ROUNDS=3 scripts/bench.sh             # repeat floor/baseline/heartwatch ROUNDS times,
+#                                         # alternating; the table shows medians
 #   SIZES= SILENCE=0 TLS_CLIENTS=2000 scripts/bench.sh
 #                                         # only the cost of TLS and tokens: plaintext and TLS,
 #                                         # each without and with a hello token, alternating
@@ -24,6 +29,8 @@ SILENCE=${SILENCE:-0.1}
 SILENCE_CLIENTS=${SILENCE_CLIENTS:-10000}
 TLS_CLIENTS=${TLS_CLIENTS:-}
 TLS_ROUNDS=${TLS_ROUNDS:-2}
+BASELINE=${BASELINE:-}
+ROUNDS=${ROUNDS:-1}
 HW_PORT=${HW_PORT:-7900}
 ECHO_PORT=${ECHO_PORT:-7902}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -59,7 +66,7 @@ start_heartwatch() {
     rm -rf "$OUT/data"
     HEARTWATCH__STORAGE__PATH="$OUT/data" \
     HEARTWATCH__LOG__CONFIG=/nonexistent HEARTWATCH__LOG__LEVEL=warn \
-        "$HW" serve --listen "127.0.0.1:$HW_PORT" --http "127.0.0.1:$((HW_PORT + 1))" \
+        "${1:-$HW}" serve --listen "127.0.0.1:$HW_PORT" --http "127.0.0.1:$((HW_PORT + 1))" \
         2>"$OUT/heartwatch.log" &
     server_pid=$!
     wait_port "$HW_PORT"
@@ -71,17 +78,27 @@ start_echo() {
     wait_port "$ECHO_PORT"
 }
 
+bench_size() {  # SERVER_KIND N ROUND: one run, its JSON report kept under $OUT
+    local kind=$1 n=$2 round=$3
+    echo "== $n clients: $kind (round $round)" >&2
+    case $kind in
+        floor) start_echo; port=$ECHO_PORT ;;
+        baseline) start_heartwatch "$BASELINE"; port=$HW_PORT ;;
+        heartwatch) start_heartwatch; port=$HW_PORT ;;
+    esac
+    "$HW" bench --server "127.0.0.1:$port" --pid "$server_pid" --clients "$n" \
+        --interval "$INTERVAL" --duration "$WINDOW" --warmup "$WARMUP" --json \
+        >"$OUT/$kind-$n-$round.json"
+    stop_server
+}
+
+KINDS="floor${BASELINE:+ baseline} heartwatch"
 for n in $SIZES; do
-    echo "== $n clients: echo floor" >&2
-    start_echo
-    "$HW" bench --server "127.0.0.1:$ECHO_PORT" --pid "$server_pid" --clients "$n" \
-        --interval "$INTERVAL" --duration "$WINDOW" --warmup "$WARMUP" --json >"$OUT/floor-$n.json"
-    stop_server
-    echo "== $n clients: heartwatch" >&2
-    start_heartwatch
-    "$HW" bench --server "127.0.0.1:$HW_PORT" --pid "$server_pid" --clients "$n" \
-        --interval "$INTERVAL" --duration "$WINDOW" --warmup "$WARMUP" --json >"$OUT/heartwatch-$n.json"
-    stop_server
+    for round in $(seq 1 "$ROUNDS"); do
+        for kind in $KINDS; do
+            bench_size "$kind" "$n" "$round"
+        done
+    done
 done
 
 if [ "$SILENCE" != "0" ]; then
@@ -132,29 +149,34 @@ if [ -n "$TLS_CLIENTS" ]; then
     done
 fi
 
-python3 - "$OUT" "$SIZES" "$SILENCE" "$TLS_CLIENTS" "$TLS_ROUNDS" <<'PY'
+python3 - "$OUT" "$SIZES" "$SILENCE" "$TLS_CLIENTS" "$TLS_ROUNDS" "$KINDS" "$ROUNDS" <<'PY'
 import json, statistics, sys
 out, sizes, silence = sys.argv[1], sys.argv[2].split(), sys.argv[3]
 tls_clients, tls_rounds = sys.argv[4], int(sys.argv[5])
+kinds, rounds = sys.argv[6].split(), int(sys.argv[7])
 def load(name):
     with open(f"{out}/{name}.json") as f:
         return json.load(f)
 if sizes:
-    print(f"{'clients':>8} | {'server':<10} | {'acked/s':>8} | {'CPU s/100k':>10} | {'RSS B/client':>12} | {'p50 ms':>7} | {'p99 ms':>7} | {'p99.9 ms':>8} | errors")
-    print("-" * 100)
+    print(f"medians of {rounds} round(s), kinds alternating in each round")
+    print(f"{'clients':>8} | {'server':<10} | {'acked/s':>8} | {'CPU s/100k':>10} | {'RSS B/client':>12} | {'p50 ms':>7} | {'p99 ms':>7} | {'p99.9 ms':>8} | errors | per-round CPU s/100k")
+    print("-" * 130)
     for n in sizes:
-        rows = {"floor": load(f"floor-{n}"), "heartwatch": load(f"heartwatch-{n}")}
-        for name, r in rows.items():
-            c = r["server_cost"] or {}
-            lat = r["latency_ms"]
-            errors = sum(r["errors"].values())
-            print(f"{n:>8} | {name:<10} | {r['acked_per_s']:>8.0f} | {c.get('cpu_seconds_per_100k', float('nan')):>10.3f} | "
-                  f"{c.get('rss_per_client_bytes', float('nan')):>12.0f} | {lat['p50']:>7.3f} | {lat['p99']:>7.3f} | {lat['p999']:>8.3f} | {errors}")
-        f, h = rows["floor"], rows["heartwatch"]
-        cpu = h["server_cost"]["cpu_seconds_per_100k"] / max(f["server_cost"]["cpu_seconds_per_100k"], 1e-9)
-        rss = h["server_cost"]["rss_per_client_bytes"] / max(f["server_cost"]["rss_per_client_bytes"], 1e-9)
-        p99 = h["latency_ms"]["p99"] / max(f["latency_ms"]["p99"], 1e-9)
-        print(f"{n:>8} | {'ratio':<10} | {'':>8} | {cpu:>9.2f}x | {rss:>11.2f}x | {'':>7} | {p99:>6.2f}x |")
+        runs = {k: [load(f"{k}-{n}-{r}") for r in range(1, rounds + 1)] for k in kinds}
+        def med(k, f):
+            return statistics.median(f(r) for r in runs[k])
+        cpu = lambda r: r["server_cost"]["cpu_seconds_per_100k"]
+        rss = lambda r: r["server_cost"]["rss_per_client_bytes"]
+        p99 = lambda r: r["latency_ms"]["p99"]
+        for k in kinds:
+            errors = sum(sum(r["errors"].values()) for r in runs[k])
+            per_round = ", ".join(f"{cpu(r):.3f}" for r in runs[k])
+            print(f"{n:>8} | {k:<10} | {med(k, lambda r: r['acked_per_s']):>8.0f} | {med(k, cpu):>10.3f} | "
+                  f"{med(k, rss):>12.0f} | {med(k, lambda r: r['latency_ms']['p50']):>7.3f} | {med(k, p99):>7.3f} | "
+                  f"{med(k, lambda r: r['latency_ms']['p999']):>8.3f} | {errors:>6} | {per_round}")
+        for k in kinds[1:]:
+            print(f"{n:>8} | {k + '/floor':<10} | {'':>8} | {med(k, cpu) / max(med('floor', cpu), 1e-9):>9.2f}x | "
+                  f"{med(k, rss) / max(med('floor', rss), 1e-9):>11.2f}x | {'':>7} | {med(k, p99) / max(med('floor', p99), 1e-9):>6.2f}x |")
 if silence != "0":
     d = load("detection")
     det = d["detection"]

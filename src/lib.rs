@@ -53,6 +53,7 @@
 pub mod auth;
 pub mod client;
 pub(crate) mod clock;
+pub(crate) mod cluster;
 pub mod config;
 pub mod events;
 pub mod extension;
@@ -75,3 +76,9 @@ pub use supervision::{
     BeatAck, BeatError, ClientInfo, ClientState, Full, Heartbeat, Heartbeats, List, RegistryHandle,
     Unavailable,
 };
+
+/// The README's Rust blocks (the embedding example) are compiled as doc tests, so that it
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,20 +1,25 @@
 //! The `heartwatch` binary: parses the command line, loads the configuration, starts logging,
 //! runs the library, and maps errors to exit codes (2: configuration or usage, 1: runtime).
 
+mod cli;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use heartwatch::auth::{AuthError, Secret};
 use heartwatch::client::{ClientConfig, ClientEvent, HeartbeatClient, Shutdown};
 use heartwatch::protocol::Proj;
 use heartwatch::tls::{ClientTls, ServerTls};
 use heartwatch::{shutdown, Builder, ConfigLoader};
 
-mod cli;
+/// jemalloc: its size classes and slab layout cost the server's many small per-client
+/// allocations less memory than glibc's malloc (docs/performance.md has the A/B).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use cli::beat_report::Report;
 use cli::bench::BenchConfig;
@@ -40,6 +45,12 @@ enum Command {
     Beat(BeatArgs),
     /// Load-test a server: many persistent clients, ack latency, server cost, detection delay.
     Bench(BenchArgs),
+    /// Show the clients of a running server (exit 0: all online, 1: some late or offline).
+    Status(cli::status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::docs::CompletionsArgs),
+    /// Print the man page (roff): `heartwatch man > heartwatch.1`.
+    Man(cli::docs::ManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +100,10 @@ struct BenchArgs {
     /// Permit a server outside 127.0.0.0/8.
     #[arg(long)]
     allow_remote: bool,
+    /// A cluster's Redis (redis://host:port/db): report the Redis commands per second the
+    /// cluster used during the window (INFO commandstats).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// TLS and the token.
     #[command(flatten)]
     security: ClientSecurityArgs,
@@ -158,6 +173,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Beat(args) => beat(args),
         Command::Bench(args) => bench(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Completions(args) => cli::docs::completions(&args, Cli::command()),
+        Command::Man(args) => cli::docs::man(&args, Cli::command()),
     }
 }
 
@@ -229,6 +247,7 @@ fn bench(args: BenchArgs) -> ExitCode {
     config.ack_timeout = args.ack_timeout;
     config.sources = args.sources;
     config.proj_prefix = args.proj_prefix;
+    config.redis = args.redis;
     config.allow_remote = args.allow_remote;
     match cli::bench::run(config) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
@@ -388,7 +407,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             .session(config.session)
             .auth(config.auth)
             .storage(config.storage)
-            .notify(config.notify);
+            .notify(config.notify)
+            .cluster(config.cluster);
         if let Some(tls) = tls {
             builder = builder.tls(tls);
         }

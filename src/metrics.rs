@@ -6,7 +6,7 @@
 //! by a collector at each scrape.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -93,6 +93,8 @@ pub struct Metrics {
     stalls: Counter,
     event_stream_subscribers: Gauge<i64, AtomicI64>,
     webhook_queues: WebhookQueues,
+    /// Cluster mode's counters, read at each scrape once the cluster has joined.
+    cluster: Arc<OnceLock<crate::cluster::Cluster>>,
 }
 
 impl Default for Metrics {
@@ -229,7 +231,10 @@ impl Metrics {
         let webhook_queues = WebhookQueues::default();
         registry.register_collector(Box::new(webhook_queues.clone()));
         registry.register_collector(Box::new(ProcessCollector));
+        let cluster = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(ClusterCollector(cluster.clone())));
         Self {
+            cluster,
             watchdogs_lost,
             stalls,
             event_stream_subscribers,
@@ -265,6 +270,11 @@ impl Metrics {
             }
         };
         out
+    }
+
+    /// Exposes cluster mode's `heartwatch_cluster_*` series from now on.
+    pub(crate) fn set_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// Counts one open event stream until the returned slot is dropped (with the response).
@@ -539,6 +549,84 @@ impl Collector for ProcessCollector {
         threads.encode(encoder.encode_descriptor(
             "process_threads",
             "Threads of the process",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        Ok(())
+    }
+}
+
+/// The `heartwatch_cluster_*` series (nothing in single-node mode).
+struct ClusterCollector(Arc<OnceLock<crate::cluster::Cluster>>);
+
+impl std::fmt::Debug for ClusterCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterCollector")
+    }
+}
+
+impl Collector for ClusterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(cluster) = self.0.get() else {
+            return Ok(());
+        };
+        let stats = cluster.stats();
+        let counters = [
+            (
+                "heartwatch_cluster_events_published",
+                "Events this node added to the cluster's stream",
+                stats.published.load(Relaxed),
+            ),
+            (
+                "heartwatch_cluster_fenced",
+                "Transitions of this node that changed nothing: their claim was no longer in force (the client had moved) or their node incarnation was dead",
+                stats.fenced.load(Relaxed),
+            ),
+            (
+                "heartwatch_cluster_stale_claims",
+                "Claims of this node that lost to a later claim elsewhere (the client was evicted here)",
+                stats.stale.load(Relaxed),
+            ),
+            (
+                "heartwatch_cluster_adopted",
+                "Clients this node took over from nodes that died or left",
+                stats.adopted.load(Relaxed),
+            ),
+            (
+                "heartwatch_cluster_declared_dead",
+                "Peers this node declared dead",
+                stats.declared_dead.load(Relaxed),
+            ),
+            (
+                "heartwatch_cluster_rejoined",
+                "Times this node found itself declared dead and joined again",
+                stats.rejoined.load(Relaxed),
+            ),
+            (
+                "heartwatch_cluster_redis_errors",
+                "Redis calls that failed or timed out",
+                stats.redis_errors.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            ConstCounter::new(value).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+        ConstGauge::new(cluster.pending() as i64).encode(encoder.encode_descriptor(
+            "heartwatch_cluster_pending",
+            "Transitions decided and not yet published to Redis (kept in the event log)",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        let healthy = matches!(cluster.health(), crate::cluster::ClusterHealth::Ok);
+        ConstGauge::new(i64::from(healthy)).encode(encoder.encode_descriptor(
+            "heartwatch_cluster_healthy",
+            "1 while Redis has answered within cluster.dead_after",
             None,
             MetricType::Gauge,
         )?)?;

@@ -10,9 +10,10 @@ use tokio::task::JoinHandle;
 
 use crate::auth::ReloadOutcome;
 use crate::auth::{AuthError, Authenticator, Reloaded};
+use crate::cluster::{node as cluster_node, Cluster, ClusterConfig, OutboxCursor};
 use crate::config::{
-    validate_detection, validate_parts, AuthConfig, Config, ConfigError, FlapConfig, HistoryConfig,
-    OutageConfig, PhiConfig, ServerConfig, SessionConfig,
+    validate_detection, validate_http_tokens, validate_parts, AuthConfig, Config, ConfigError,
+    FlapConfig, HistoryConfig, OutageConfig, PhiConfig, ServerConfig, SessionConfig,
 };
 use crate::events::{Event, EventBus, LogSink, Pipeline, Sink, Stage};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
@@ -46,6 +47,9 @@ pub enum StartError {
     /// A webhook's delivery cursor could not be read or created.
     #[error("webhooks: {0}")]
     Webhook(std::io::Error),
+    /// Cluster mode could not start (a bad Redis URL; Redis being down is not an error).
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The protocol tokens cannot be used (a bad pattern, an unreadable `auth.tokens_file`).
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -83,6 +87,7 @@ pub struct Builder {
     http: bool,
     log_events: bool,
     tls: Option<ServerTls>,
+    cluster: Option<ClusterConfig>,
 }
 
 impl Builder {
@@ -105,6 +110,7 @@ impl Builder {
             http: true,
             log_events: true,
             tls: None,
+            cluster: None,
         }
     }
 
@@ -197,6 +203,13 @@ impl Builder {
         self
     }
 
+    /// Cluster mode (`[cluster]`, docs/cluster.md): several nodes share one view of the
+    /// clients and one event stream through Redis. Off unless `cluster.redis` is set.
+    pub fn cluster(mut self, cluster: ClusterConfig) -> Self {
+        self.cluster = Some(cluster).filter(ClusterConfig::enabled);
+        self
+    }
+
     /// Whether to log each event at info level (default yes).
     pub fn log_events(mut self, enabled: bool) -> Self {
         self.log_events = enabled;
@@ -213,6 +226,7 @@ impl Builder {
             &self.session,
             self.storage.as_ref(),
             self.notify.as_ref(),
+            self.cluster.is_some(),
         )?;
         validate_detection(
             &self.config,
@@ -221,20 +235,69 @@ impl Builder {
             &self.outage,
             &self.history,
         )?;
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .check()
+                .map_err(|(key, problem)| ConfigError::Value { key, problem })?;
+        }
+        validate_http_tokens(&self.auth)?;
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
         let auth = Authenticator::from_config(&self.auth, Some(metrics.clone()))?.map(Arc::new);
+        // Cluster mode: each node its own event log (the durable outbox), webhooks from the
+        // Redis stream instead of the log.
+        let node = self.cluster.as_ref().map(|c| c.node_name(config.listen));
+        let storage_config = match (&self.storage, &node) {
+            (Some(storage), Some(node)) => Some(cluster_node::node_storage(storage, node)),
+            (storage, _) => storage.clone(),
+        };
+        let outbox = match (&self.cluster, &storage_config) {
+            (Some(_), Some(storage)) => Some(OutboxCursor::prepare(&storage.path).map_err(
+                |source| StorageError::Io {
+                    what: "prepare the cluster outbox in",
+                    path: storage.path.clone(),
+                    source,
+                },
+            )?),
+            _ => None,
+        };
+        let log_webhooks = self.notify.as_ref().filter(|_| self.cluster.is_none());
         let history = History::new(&self.history);
         let storage = open_storage(
-            self.storage.as_ref(),
-            self.notify.as_ref(),
+            storage_config.as_ref(),
+            log_webhooks,
             (&history, self.history.retention),
             &metrics,
+            outbox.as_ref().map(OutboxCursor::hold),
         )?;
+        let joined = match &self.cluster {
+            Some(cluster) => Some(
+                cluster_node::join(
+                    cluster,
+                    config.listen,
+                    config.http,
+                    storage.journal.clone().zip(outbox),
+                    self.notify.clone(),
+                    self.outage.webhooks,
+                    &metrics,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let (cluster, cluster_feeds) = match joined {
+            Some((cluster, feeds)) => {
+                metrics.set_cluster(cluster.clone());
+                (Some(cluster), Some(feeds))
+            }
+            None => (None, None),
+        };
 
         // Every transition goes through these sinks, in this order: the durable log first, then
         // the history (which needs the muted ones too).
+        // In cluster mode the log, the event stream and the subscribers follow the cluster's
+        // stream instead (every node's events), and the cluster sink publishes to it.
         let events = EventBus::new();
         for subscriber in self.subscribers {
             events.subscribe(subscriber);
@@ -245,11 +308,23 @@ impl Builder {
             sinks.push(Box::new(journal.clone()));
         }
         sinks.push(Box::new(history.clone()));
-        if self.log_events {
-            sinks.push(Box::new(LogSink));
+        match &cluster {
+            Some(cluster) => {
+                sinks.push(cluster_node::sink(cluster));
+                actix_rt::spawn(cluster_node::feed_local(
+                    cluster.subscribe(),
+                    self.log_events,
+                    events.clone(),
+                ));
+            }
+            None => {
+                if self.log_events {
+                    sinks.push(Box::new(LogSink));
+                }
+                sinks.push(Box::new(hub));
+                sinks.push(Box::new(events.clone()));
+            }
         }
-        sinks.push(Box::new(hub));
-        sinks.push(Box::new(events.clone()));
         sinks.extend(self.sinks);
         // Between the registry and the sinks: flap damping and outage grouping.
         let stage = Stage::new(&self.flap, &self.outage, storage.recovered.len());
@@ -260,7 +335,7 @@ impl Builder {
             actix_rt::spawn(supervision::watch_stalls(detection.stall.clone())),
         ];
 
-        let pauses = PauseBook::open(self.storage.as_ref().map(|s| s.path.as_path()));
+        let pauses = PauseBook::open(storage_config.as_ref().map(|s| s.path.as_path()));
         let heartbeats = supervision::start(
             Arbiter::current(),
             supervision::Limits::of(&config),
@@ -268,8 +343,22 @@ impl Builder {
             detection,
             pauses,
             metrics.clone(),
+            cluster.clone(),
         );
-        heartbeats.registry().recover(storage.recovered);
+        match (&cluster, cluster_feeds) {
+            (Some(_), Some(feeds)) => {
+                // The previous run's clients are taken over through the cluster (this node's
+                // new incarnation reaps its old one), not recovered from the log.
+                actix_rt::spawn(crate::cluster::registry_hooks::forward(
+                    feeds.commands,
+                    heartbeats.registry().clone(),
+                ));
+                actix_rt::spawn(crate::cluster::registry_hooks::sweep(
+                    heartbeats.registry().clone(),
+                ));
+            }
+            _ => heartbeats.registry().recover(storage.recovered),
+        }
         let api = ApiState {
             registry: heartbeats.registry().clone(),
             metrics: metrics.clone(),
@@ -278,13 +367,24 @@ impl Builder {
             token: Some(self.auth.http_token)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            admin_token: Some(self.auth.http_admin_token)
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
+            cluster: cluster.clone(),
+            node: Arc::new((
+                node.clone()
+                    .unwrap_or_else(|| ClusterConfig::default().node_name(config.listen)),
+                crate::clock::wall_now(),
+            )),
         };
 
         let listener =
-            tcp::bind(config.listen, config.backlog).map_err(|source| StartError::Bind {
-                what: "heartbeats",
-                addr: config.listen,
-                source,
+            tcp::bind(config.listen, config.backlog, config.reuse_port).map_err(|source| {
+                StartError::Bind {
+                    what: "heartbeats",
+                    addr: config.listen,
+                    source,
+                }
             })?;
         let tcp_addr = listener.local_addr().map_err(|source| StartError::Bind {
             what: "heartbeats",
@@ -341,6 +441,7 @@ impl Builder {
             background,
             auth,
             tls: self.tls,
+            cluster,
         })
     }
 }
@@ -380,6 +481,7 @@ fn open_storage(
     notify: Option<&NotifyConfig>,
     history: (&History, std::time::Duration),
     metrics: &Arc<Metrics>,
+    outbox: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<Storage, StartError> {
     let Some(storage) = storage else {
         return Ok(Storage::default());
@@ -390,7 +492,8 @@ fn open_storage(
         }
         None => None,
     };
-    let holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
+    let mut holds = webhooks.as_ref().map(|w| w.holds()).unwrap_or_default();
+    holds.extend(outbox);
     let (journal, recovered) = Journal::open_with(storage, metrics.clone(), holds, Some(history))?;
     Ok(Storage {
         journal: Some(journal),
@@ -482,6 +585,7 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
     auth: Option<Arc<Authenticator>>,
     tls: Option<ServerTls>,
+    cluster: Option<Cluster>,
 }
 
 impl Running {
@@ -508,6 +612,11 @@ impl Running {
     /// The subscribers: subscribe more recipients at any time.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// Cluster mode's handle, when it is on.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     /// The metrics.
@@ -564,6 +673,11 @@ impl Running {
         let _ = self.accept.await;
         if let Some(http) = self.http {
             http.stop(false).await;
+        }
+        // In cluster mode the node leaves: its peers take its clients over with their exact
+        // deadlines.
+        if let Some(cluster) = &self.cluster {
+            cluster_node::leave(cluster, self.heartbeats.registry()).await;
         }
         // The registry forgets its clients without announcing anything (they did not go
         // offline; the server went away) and refuses later library calls. Its actors stop

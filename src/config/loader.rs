@@ -150,6 +150,27 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_token_must_differ_from_the_read_token_and_is_never_printed() {
+        let e = error(
+            ConfigLoader::new()
+                .set("auth.http_token", "same-secret")
+                .set("auth.http_admin_token", "same-secret"),
+        );
+        assert!(e.contains("auth.http_admin_token"), "{e}");
+        assert!(!e.contains("same-secret"), "{e}");
+        let c = ConfigLoader::new()
+            .without_env()
+            .set("auth.http_token", "read-secret")
+            .set("auth.http_admin_token", "admin-secret")
+            .load()
+            .unwrap();
+        assert_eq!(c.auth.http_admin_token, "admin-secret");
+        let shown = format!("{:?}", c.auth);
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("http_admin_token"), "{shown}");
+    }
+
+    #[test]
     fn errors_name_the_key_on_one_line() {
         let cases = [
             ("server.timeout", "soon", "server.timeout"),
@@ -246,6 +267,36 @@ mod tests {
         std::fs::write(&file, hook.replace("http://", "ftp://")).unwrap();
         let e = error(ConfigLoader::new().without_env().file(&file));
         assert!(e.contains("notify.webhook.url"), "{e}");
+    }
+
+    #[test]
+    fn cluster_keys_come_from_the_environment_and_are_checked() {
+        let c = ConfigLoader::new()
+            .env(env(&[
+                ("HEARTWATCH__CLUSTER__REDIS", "redis://127.0.0.1:6390/0"),
+                ("HEARTWATCH__CLUSTER__NODE", "n1"),
+                ("HEARTWATCH__CLUSTER__KEY_PREFIX", "hw-test"),
+                ("HEARTWATCH__CLUSTER__RENEW_INTERVAL", "200ms"),
+                ("HEARTWATCH__CLUSTER__DEAD_AFTER", "1s"),
+                ("HEARTWATCH__SERVER__REUSE_PORT", "true"),
+            ]))
+            .load()
+            .unwrap();
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.node, "n1");
+        assert_eq!(c.cluster.key_prefix, "hw-test");
+        assert_eq!(c.cluster.renew_interval, Duration::from_millis(200));
+        assert_eq!(c.cluster.dead_after, Duration::from_secs(1));
+        assert_eq!(c.cluster.dead_rounds(), 5);
+        assert!(c.server.reuse_port);
+        assert!(!Config::default().server.reuse_port);
+        let on = |l: ConfigLoader| l.set("cluster.redis", "redis://127.0.0.1:6390");
+        let e = error(on(ConfigLoader::new()).set("cluster.dead_after", "1s"));
+        assert!(e.contains("cluster.dead_after"), "{e}");
+        let e = error(on(ConfigLoader::new()).set("cluster.node", "a b"));
+        assert!(e.contains("cluster.node"), "{e}");
+        let e = error(ConfigLoader::new().set("cluster.redis", "http://x"));
+        assert!(e.contains("cluster.redis"), "{e}");
     }
 
     #[test]

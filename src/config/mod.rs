@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use loader::{ConfigError, ConfigLoader, DEFAULT_TOML};
-pub(crate) use validate::{validate_detection, validate_parts};
+pub(crate) use validate::{validate_detection, validate_http_tokens, validate_parts};
 
 use crate::auth::Secret;
+pub use crate::cluster::ClusterConfig;
 pub use crate::events::{DetectorKind, FlapConfig, OutageConfig, OutageWebhooks};
 pub use crate::notify::{NotifyConfig, WebhookConfig};
 pub use crate::storage::{FsyncPolicy, HistoryConfig, StorageConfig};
@@ -46,6 +47,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Cluster mode (Redis); off unless `cluster.redis` is set.
+    pub cluster: ClusterConfig,
 }
 
 /// `[auth]`: who may read, and who may beat for which `proj`.
@@ -54,6 +57,9 @@ pub struct Config {
 pub struct AuthConfig {
     /// Bearer token for the HTTP API's reads; empty for none.
     pub http_token: String,
+    /// Bearer token for the HTTP API's writes (it reads too); empty for none.
+    #[serde(default)]
+    pub http_admin_token: String,
     /// Protocol token valid for every `proj`; empty for none.
     #[serde(default)]
     pub token: Secret,
@@ -82,6 +88,14 @@ impl std::fmt::Debug for AuthConfig {
             .field(
                 "http_token",
                 &if self.http_token.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .field(
+                "http_admin_token",
+                &if self.http_admin_token.is_empty() {
                     ""
                 } else {
                     "<set>"
@@ -185,6 +199,9 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// Listen backlog.
     pub backlog: u32,
+    /// Bind the heartbeat listener with SO_REUSEPORT, so that several nodes on one machine can
+    /// share one port (the kernel spreads new connections over them).
+    pub reuse_port: bool,
     /// Session arbiters; 0 means one per core.
     pub workers: usize,
     /// HTTP worker threads.

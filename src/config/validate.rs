@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::{
-    Config, ConfigError, FlapConfig, HistoryConfig, OutageConfig, PhiConfig, ServerConfig,
-    SessionConfig, TlsConfig,
+    AuthConfig, Config, ConfigError, FlapConfig, HistoryConfig, OutageConfig, PhiConfig,
+    ServerConfig, SessionConfig, TlsConfig,
 };
 use crate::auth::Authenticator;
 use crate::notify::NotifyConfig;
@@ -23,6 +23,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         &config.session,
         Some(&config.storage),
         Some(&config.notify),
+        config.cluster.enabled(),
     )?;
     validate_detection(
         &config.server,
@@ -31,7 +32,12 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         &config.outage,
         &config.history,
     )?;
+    config
+        .cluster
+        .check()
+        .map_err(|(key, problem)| value(key, problem))?;
     validate_tls(&config.tls)?;
+    validate_http_tokens(&config.auth)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
     // with a configuration error instead of refusing every client.
     Authenticator::from_config(&config.auth, None)?;
@@ -40,12 +46,14 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
 
 /// Checks the parts a server runs with, as the loader has them and as
 /// [`Builder`](crate::Builder) holds them (`storage` is `None` when the event log is off,
-/// `notify` when webhooks were not configured).
+/// `notify` when webhooks were not configured; `cluster` in cluster mode, where webhooks are
+/// delivered from the cluster's stream and need no event log).
 pub(crate) fn validate_parts(
     server: &ServerConfig,
     session: &SessionConfig,
     storage: Option<&StorageConfig>,
     notify: Option<&NotifyConfig>,
+    cluster: bool,
 ) -> Result<(), ConfigError> {
     validate_server(server)?;
     validate_session(session)?;
@@ -53,7 +61,10 @@ pub(crate) fn validate_parts(
         validate_storage(storage)?;
     }
     if let Some(notify) = notify {
-        validate_notify(notify, storage.is_some_and(StorageConfig::enabled))?;
+        validate_notify(
+            notify,
+            storage.is_some_and(StorageConfig::enabled) || cluster,
+        )?;
     }
     Ok(())
 }
@@ -238,6 +249,17 @@ fn validate_session(session: &SessionConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The read and admin tokens of the HTTP API must differ, or every reader could write.
+pub(crate) fn validate_http_tokens(auth: &AuthConfig) -> Result<(), ConfigError> {
+    if !auth.http_admin_token.is_empty() && auth.http_admin_token == auth.http_token {
+        return Err(value(
+            "auth.http_admin_token",
+            "must differ from auth.http_token, or every reader could write",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_tls(tls: &TlsConfig) -> Result<(), ConfigError> {
     match (
         tls.cert.as_os_str().is_empty(),
@@ -295,7 +317,7 @@ fn validate_notify(notify: &NotifyConfig, storage_enabled: bool) -> Result<(), C
     if !notify.webhook.is_empty() && !storage_enabled {
         return Err(value(
             "notify.webhook",
-            "webhooks are delivered from the event log: set storage.path",
+            "webhooks are delivered from the event log: set storage.path (or cluster.redis)",
         ));
     }
     let mut names = std::collections::HashSet::new();

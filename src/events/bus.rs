@@ -34,7 +34,7 @@ impl EventBus {
     }
 
     /// Delivers `event` to every live subscriber.
-    fn deliver(&self, event: &Event) {
+    pub(crate) fn deliver(&self, event: &Event) {
         let mut saw_dead = false;
         {
             let subscribers = self.subscribers.read().unwrap_or_else(|e| e.into_inner());

@@ -53,7 +53,7 @@ impl std::fmt::Display for OfflineReason {
 /// Per client, `online` and `offline` alternate (an `online` with `recovered: true` is not a
 /// new session: it ends a `late`), and every subscriber sees one client's events in order.
 /// More kinds may come: match with a `_` arm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Message)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
 #[rtype(result = "()")]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -66,13 +66,16 @@ pub enum Event {
         /// Where its heartbeat came from.
         addr: SocketAddr,
         /// When.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
         /// The client was `late` and beats again: not a new session.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         recovered: bool,
         /// It comes back from this outage (the `id` of its `outage` event).
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         outage: Option<u64>,
     },
     /// The client is gone and has been removed.
@@ -84,16 +87,22 @@ pub enum Event {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         last_seen: SystemTime,
         /// When it was declared offline.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
         /// Why the verdict was made (absent only in events logged by older versions).
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<Evidence>,
         /// The outage it is part of (the `id` of its `outage` event), once recognised.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         outage: Option<u64>,
     },
     /// The client has been silent for `server.late_ratio` of the time after which it would be
@@ -104,12 +113,18 @@ pub enum Event {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         last_seen: SystemTime,
         /// Its silence so far.
         silent_ms: u64,
         /// When it was judged late.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
         /// Why.
         evidence: Evidence,
@@ -119,13 +134,16 @@ pub enum Event {
         /// Who.
         proj: Proj,
         /// When the pause ends by itself (`null`: when resumed).
-        #[serde(with = "crate::clock::rfc3339_opt")]
+        #[serde(default, with = "crate::clock::rfc3339_opt")]
         until: Option<SystemTime>,
         /// The glob of the maintenance window that paused it, if it was one.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<String>,
         /// When.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
     /// The client's pause ended: its watchdog runs again from the later of its last heartbeat
@@ -136,7 +154,10 @@ pub enum Event {
         /// Whether the pause ran out (`for`) rather than being resumed.
         expired: bool,
         /// When.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
     /// The client went offline and online `transitions` times within `flap.window`: its
@@ -149,7 +170,10 @@ pub enum Event {
         /// `flap.window`.
         window_ms: u64,
         /// When.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
     /// A flapping client had no transition for `flap.window`.
@@ -161,7 +185,10 @@ pub enum Event {
         /// Transitions recorded but not announced while it flapped.
         suppressed: u64,
         /// When.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
     /// Many clients went offline together (`[outage]`): one event instead of a storm.
@@ -173,10 +200,16 @@ pub enum Event {
         /// Up to 100 of them.
         projs: Vec<Proj>,
         /// When the first of them went offline.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         started_at: SystemTime,
         /// When it was recognised.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
     /// An outage is over: most of its clients are back, or `outage.max_duration` passed.
@@ -188,10 +221,16 @@ pub enum Event {
         /// How many of them came back.
         recovered: u64,
         /// When it started.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         started_at: SystemTime,
         /// When it ended.
-        #[serde(serialize_with = "serialize_rfc3339")]
+        #[serde(
+            serialize_with = "serialize_rfc3339",
+            deserialize_with = "crate::clock::deserialize_rfc3339"
+        )]
         at: SystemTime,
     },
 }

@@ -60,13 +60,28 @@ impl Pipeline {
     /// Numbers `event` (and whatever the stage adds) and gives it to every sink; returns its
     /// id.
     pub(crate) fn publish(&self, event: Event, timeout: Option<ClientTimeout>) -> u64 {
-        self.publish_with(event, timeout, None)
+        self.publish_with(event, timeout, None, None)
     }
 
-    /// [`Pipeline::publish`] for an `offline`, with the client's interval statistics for the
-    /// event log.
-    pub(crate) fn publish_offline(&self, event: Event, intervals: Option<IntervalSummary>) -> u64 {
-        self.publish_with(event, None, intervals)
+    /// [`Pipeline::publish`] with a cluster stamp (cluster mode: the claim's token).
+    pub(crate) fn publish_stamped(
+        &self,
+        event: Event,
+        timeout: Option<ClientTimeout>,
+        stamp: Option<crate::storage::ClusterStamp>,
+    ) -> u64 {
+        self.publish_with(event, timeout, None, stamp)
+    }
+
+    /// [`Pipeline::publish_stamped`] for an `offline`, with the client's interval statistics
+    /// for the event log.
+    pub(crate) fn publish_offline(
+        &self,
+        event: Event,
+        intervals: Option<IntervalSummary>,
+        stamp: Option<crate::storage::ClusterStamp>,
+    ) -> u64 {
+        self.publish_with(event, None, intervals, stamp)
     }
 
     fn publish_with(
@@ -74,6 +89,7 @@ impl Pipeline {
         event: Event,
         timeout: Option<ClientTimeout>,
         intervals: Option<IntervalSummary>,
+        mut stamp: Option<crate::storage::ClusterStamp>,
     ) -> u64 {
         let mut inner = self.lock();
         let staged = if inner.stage.is_active() {
@@ -93,6 +109,7 @@ impl Pipeline {
                 staged,
                 original.then_some(timeout).flatten(),
                 original.then_some(intervals).flatten(),
+                if original { stamp.take() } else { None },
             );
             if original {
                 id = published;
@@ -151,7 +168,7 @@ impl Pipeline {
                     muted: false,
                     original: false,
                 };
-                inner.deliver(staged, None, None);
+                inner.deliver(staged, None, None, None);
             }
         }
     }
@@ -163,6 +180,7 @@ impl Inner {
         staged: Staged,
         timeout: Option<ClientTimeout>,
         intervals: Option<IntervalSummary>,
+        stamp: Option<crate::storage::ClusterStamp>,
     ) -> u64 {
         self.last_id += 1;
         let published = Published {
@@ -171,6 +189,7 @@ impl Inner {
             timeout,
             muted: staged.muted,
             intervals,
+            stamp,
         };
         for sink in &mut self.sinks {
             sink.publish(&published);

@@ -24,6 +24,9 @@ pub struct Published {
     /// For an `offline` event, the client's recent heartbeat intervals, for the event log and
     /// the history (the public event carries only their mean, in its evidence).
     pub intervals: Option<IntervalSummary>,
+    /// In cluster mode, the claim's fencing token (and the lost node of an adopted client):
+    /// the event log keeps it, as the durable outbox of transitions on their way to Redis.
+    pub stamp: Option<crate::storage::ClusterStamp>,
 }
 
 /// A client's watchdog timeout and where it came from.

@@ -62,6 +62,10 @@ pub(crate) async fn list(
             }),
         };
     }
+    if let Some(cluster) = &state.cluster {
+        return super::cluster_api::list(cluster, &state.registry, after, query.limit, wanted)
+            .await;
+    }
     let listed = state
         .registry
         .list(List {
@@ -89,6 +93,9 @@ pub(crate) async fn get(
         Ok(proj) => proj,
         Err(e) => return bad_request(format!("proj: {e}")),
     };
+    if let Some(cluster) = &state.cluster {
+        return super::cluster_api::get(cluster, &state.registry, proj).await;
+    }
     match state.registry.get(proj.clone()).await {
         Ok(Some(client)) => HttpResponse::Ok().json(client),
         Ok(None) => HttpResponse::NotFound().json(ApiError {

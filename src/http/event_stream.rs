@@ -52,6 +52,9 @@ pub(crate) async fn events(req: HttpRequest, state: web::Data<ApiState>) -> Http
     if let Some(refused) = state.refusal(&req) {
         return refused;
     }
+    if let Some(cluster) = &state.cluster {
+        return super::cluster_api::events(cluster, &req).await;
+    }
     let receiver = state.events.subscribe();
     // Counted in `heartwatch_event_stream_subscribers` for as long as the body stream lives:
     // actix-web drops it when the response ends or a write finds the client gone (it does not

@@ -1,26 +1,29 @@
-//! The HTTP API (actix-web): clients, the event stream, metrics, health.
+//! The HTTP API (actix-web): clients, the event stream, metrics, health, the dashboard and the
+//! OpenAPI document.
 //!
 //! [`configure`] mounts the routes into any actix-web `App`, so an application that embeds
 //! heartwatch can serve them from its own server ([`crate::Builder::http`] off); by default
 //! [`crate::Builder`] runs them on their own listener.
 
+mod access;
 mod clients;
+mod cluster_api;
+mod dashboard;
 mod event_stream;
+mod fallback;
 mod health;
 mod history;
 mod metrics;
+mod openapi;
 mod pauses;
-mod write_access;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::header;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use bytes::Bytes;
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
 
 pub use crate::storage::{ClientHistory, History, Uptime};
@@ -42,34 +45,16 @@ pub struct ApiState {
     /// Every client's recent events, for `/api/v1/clients/{proj}/history` and
     /// `?state=offline`.
     pub history: History,
-    /// The bearer token reads require, if any.
+    /// The bearer token reads require, if any (`auth.http_token`).
     pub token: Option<Arc<str>>,
-}
-
-impl ApiState {
-    /// The 401 answer if the request may not read; `None` if no token is configured or it
-    /// carries `Authorization: Bearer <token>`. The comparison takes the same time whatever
-    /// the first differing byte, so the token cannot be guessed byte by byte.
-    pub(crate) fn refusal(&self, req: &HttpRequest) -> Option<HttpResponse> {
-        let token = self.token.as_ref()?;
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-            return None;
-        }
-        Some(
-            HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .json(ApiError {
-                    error: "unauthorized",
-                    message: "a valid bearer token is required (auth.http_token)".into(),
-                }),
-        )
-    }
+    /// The bearer token writes require, if any (`auth.http_admin_token`); it reads too. See
+    /// [`ApiState::write_refusal`].
+    pub admin_token: Option<Arc<str>>,
+    /// Cluster mode: clients, nodes, events and health come from the cluster.
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// This server's name (`cluster.node`, or host name and heartbeat port) and start time,
+    /// for `/api/v1/nodes` in single-node mode.
+    pub(crate) node: Arc<(String, std::time::SystemTime)>,
 }
 
 /// A JSON error body: `{"error":"not_found","message":"..."}`.
@@ -80,8 +65,9 @@ pub(crate) struct ApiError {
 }
 
 /// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}[/history]]`,
-/// `/api/v1/events`,
-/// and the pauses: `POST /api/v1/clients/{proj}/pause|resume`, `POST /api/v1/pause|resume`.
+/// `/api/v1/events`, the pauses (`POST /api/v1/clients/{proj}/pause|resume`,
+/// `POST /api/v1/pause|resume`), `/api/v1/openapi.json`, and the dashboard (`/`, `/ui/*`).
+/// Each is documented in `openapi.json` (checked by `tests/openapi.rs`).
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let bad_query = web::QueryConfig::default().error_handler(|err, _| {
@@ -105,7 +91,6 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/api/v1/clients/{proj}/history",
                 web::get().to(history::history),
             )
-            .route("/api/v1/events", web::get().to(event_stream::events))
             .route(
                 "/api/v1/clients/{proj}/pause",
                 web::post().to(pauses::pause),
@@ -115,7 +100,13 @@ pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::post().to(pauses::resume),
             )
             .route("/api/v1/pause", web::post().to(pauses::pause_window))
-            .route("/api/v1/resume", web::post().to(pauses::resume_window));
+            .route("/api/v1/resume", web::post().to(pauses::resume_window))
+            .route("/api/v1/nodes", web::get().to(cluster_api::nodes))
+            .route("/api/v1/events", web::get().to(event_stream::events))
+            .route("/api/v1/openapi.json", web::get().to(openapi::document))
+            .route("/", web::get().to(dashboard::asset))
+            .route("/ui/dashboard.css", web::get().to(dashboard::asset))
+            .route("/ui/dashboard.js", web::get().to(dashboard::asset));
     }
 }
 
@@ -130,10 +121,14 @@ pub(crate) fn start(
 ) -> std::io::Result<(Server, ServerHandle, SocketAddr)> {
     let listener = std::net::TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
-    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(1);
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(configure(state.clone()))
+            .default_service(web::to(fallback::fallback))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(1);
     let server = match tls {
         // actix-web adds its ALPN protocols to the configuration it is given: a copy, so the
         // heartbeat listener's stays without them.

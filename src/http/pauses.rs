@@ -20,6 +20,11 @@ struct PauseBody {
     length: Option<Duration>,
 }
 
+/// The body of a client's resume: none, or `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoBody {}
+
 /// The body of a window: `{"proj":"A-*","for":"10m"}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,11 +168,12 @@ pub(crate) async fn resume(
     req: HttpRequest,
     state: web::Data<ApiState>,
     path: web::Path<String>,
+    bytes: web::Bytes,
 ) -> HttpResponse {
     if let Some(refused) = state.write_refusal(&req) {
         return refused;
     }
-    let proj = match proj(&path) {
+    let proj = match proj(&path).and_then(|p| body::<NoBody>(&bytes).map(|_| p)) {
         Ok(proj) => proj,
         Err(message) => return bad_request(message),
     };

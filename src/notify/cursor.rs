@@ -23,6 +23,12 @@ impl CursorFile {
         })
     }
 
+    /// A cursor kept in the file `path` (its directory must exist): the cluster's outbox
+    /// marks with one how far the log has been published to Redis.
+    pub fn at(path: PathBuf) -> Self {
+        Self { path }
+    }
+
     /// The stored value; `None` for a webhook that never ran here (it starts at the end of
     /// the log: a new webhook is not sent the history).
     pub fn load(&self) -> io::Result<Option<u64>> {

@@ -6,7 +6,8 @@
 //! order, one at a time.
 
 mod cursor;
-mod https;
+pub(crate) mod https;
+mod sender;
 mod signature;
 mod webhook;
 
@@ -15,9 +16,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub(crate) use cursor::CursorFile;
 pub(crate) use https::client_config;
+pub(crate) use sender::Sender;
 pub use signature::{sign, verify, SIGNATURE_HEADER};
-pub(crate) use webhook::Webhooks;
+pub(crate) use webhook::{tls_for, Webhooks};
 pub use webhook::{DELIVERY_HEADER, EVENT_HEADER};
 
 use crate::events::Event;
@@ -76,6 +79,12 @@ impl WebhookConfig {
     /// Whether `event` is one this webhook wants.
     pub fn wants(&self, event: &Event) -> bool {
         self.events.is_empty() || self.events.contains(&EventKind::of(event))
+    }
+
+    /// Whether an event of kind `kind` (as spelled in events: `online`, `offline`, ...) is one
+    /// this webhook wants; kinds it cannot name are wanted only without a filter.
+    pub fn wants_kind(&self, kind: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|k| k.as_str() == kind)
     }
 
     /// The cursor's name: `name`, or a digest of the URL.

@@ -9,9 +9,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::cursor::CursorFile;
-use super::signature::{sign, SIGNATURE_HEADER};
+use super::sender::Sender;
 use super::{EventKind, NotifyConfig, WebhookConfig};
-use crate::client::Backoff;
 use crate::events::{Event, OutageWebhooks};
 use crate::metrics::Metrics;
 use crate::storage::{Journal, LogTail};
@@ -60,17 +59,7 @@ struct Prepared {
 impl Webhooks {
     /// Reads (or creates) the cursor of each webhook of `config` in the log directory `dir`.
     pub fn prepare(config: &NotifyConfig, dir: &Path) -> std::io::Result<Self> {
-        // Loading the system's roots reads a directory of certificates: only for https.
-        let https = config.webhook.iter().any(|h| {
-            h.url
-                .get(..8)
-                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        });
-        let tls = if https {
-            Some(super::client_config(&config.ca).map_err(std::io::Error::other)?)
-        } else {
-            None
-        };
+        let tls = tls_for(config)?;
         let mut hooks = Vec::new();
         for hook in &config.webhook {
             let cursor_file = CursorFile::new(dir, &hook.cursor_name())?;
@@ -130,9 +119,8 @@ impl Webhooks {
                 hook: prepared.hook,
                 cursor_file: prepared.cursor_file,
                 delivered: prepared.delivered,
+                notify: config.clone(),
                 retry_initial: config.retry_initial,
-                retry_max: config.retry_max,
-                timeout: config.timeout,
                 outage,
                 metrics: metrics.clone(),
                 tls: self.tls.clone(),
@@ -143,15 +131,31 @@ impl Webhooks {
     }
 }
 
+/// The TLS configuration of `config`'s `https://` webhooks; `None` when there is none (loading
+/// the system's roots reads a directory of certificates: only for https).
+pub fn tls_for(config: &NotifyConfig) -> std::io::Result<Option<Arc<rustls::ClientConfig>>> {
+    let https = config.webhook.iter().any(|h| {
+        h.url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    });
+    if https {
+        Ok(Some(
+            super::client_config(&config.ca).map_err(std::io::Error::other)?,
+        ))
+    } else {
+        Ok(None)
+    }
+}
+
 struct Delivery {
     hook: WebhookConfig,
     tail: LogTail,
     cursor_file: CursorFile,
     /// Shared with the journal: segments after it are kept.
     delivered: Arc<AtomicU64>,
+    notify: NotifyConfig,
     retry_initial: Duration,
-    retry_max: Duration,
-    timeout: Duration,
     outage: OutageWebhooks,
     metrics: Arc<Metrics>,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -175,18 +179,12 @@ fn delivers(hook: &WebhookConfig, outage: OutageWebhooks, event: &Event) -> bool
 
 impl Delivery {
     async fn run(mut self, mut committed: watch::Receiver<u64>) {
-        let mut connector = awc::Connector::new();
-        if let Some(tls) = &self.tls {
-            connector = connector.rustls_0_23(tls.clone());
-        }
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(self.timeout)
-            .add_default_header((
-                "user-agent",
-                concat!("heartwatch/", env!("CARGO_PKG_VERSION")),
-            ))
-            .finish();
+        let sender = Sender::new(
+            self.hook.clone(),
+            &self.notify,
+            self.tls.clone(),
+            self.metrics.clone(),
+        );
         loop {
             let target = *committed.borrow_and_update();
             while self.tail.cursor() < target {
@@ -210,7 +208,7 @@ impl Delivery {
                 let nothing_more = batch.events.is_empty();
                 for (seq, event) in batch.events {
                     if delivers(&self.hook, self.outage, &event) {
-                        self.deliver(&client, seq, &event).await;
+                        self.deliver(&sender, seq, &event).await;
                         self.advance(seq);
                     }
                 }
@@ -228,44 +226,14 @@ impl Delivery {
     }
 
     /// POSTs one event until the receiver answers 2xx.
-    async fn deliver(&self, client: &awc::Client, seq: u64, event: &Event) {
-        let body = payload(seq, event);
-        let signature =
-            (!self.hook.secret.is_empty()).then(|| sign(self.hook.secret.as_bytes(), &body));
-        let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let mut request = client
-                .post(&self.hook.url)
-                .insert_header(("content-type", "application/json"))
-                .insert_header((DELIVERY_HEADER, seq.to_string()))
-                .insert_header((EVENT_HEADER, EventKind::of(event).as_str()));
-            if let Some(signature) = &signature {
-                request = request.insert_header((SIGNATURE_HEADER, signature.as_str()));
-            }
-            let failure = match request.send_body(body.clone()).await {
-                Ok(mut response) => {
-                    // Read the (small) body so that the connection can be reused.
-                    let _ = response.body().limit(64 * 1024).await;
-                    if response.status().is_success() {
-                        self.metrics.webhook_delivered(true);
-                        return;
-                    }
-                    format!("HTTP {}", response.status())
-                }
-                Err(e) => e.to_string(),
-            };
-            self.metrics.webhook_delivered(false);
-            let delay = backoff.next_delay().max(self.retry_initial / 2);
-            log::warn!(
-                "webhook {}: delivery of event #{seq} failed (attempt {attempt}): {failure}; \
-                 retrying in {}",
-                self.name(),
-                humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
-            );
-            actix_rt::time::sleep(delay).await;
-        }
+    async fn deliver(&self, sender: &Sender, seq: u64, event: &Event) {
+        sender
+            .deliver(
+                &seq.to_string(),
+                EventKind::of(event).as_str(),
+                payload(seq, event),
+            )
+            .await;
     }
 
     /// Records that everything up to `seq` is done with, on disk and for the journal's prune.

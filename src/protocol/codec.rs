@@ -56,19 +56,19 @@ impl FrameDecoder {
         self
     }
 
-    /// The next complete frame in `src` (without its `\n`), if there is one.
-    pub fn next_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    /// The length of the next complete frame at the front of `src` (without its `\n`, which
+    /// follows it), if there is one. The caller consumes it and its newline; reading the
+    /// frame in place costs no allocation and no reference count.
+    pub fn next_frame_len(&mut self, src: &mut BytesMut) -> Result<Option<usize>, FrameError> {
         let found = src[self.scanned..].iter().position(|&b| b == b'\n');
-        let frame = match found {
+        let len = match found {
             Some(at) => {
                 let end = self.scanned + at;
                 self.scanned = 0;
                 if end > self.max {
                     return Err(FrameError::TooLarge { max: self.max });
                 }
-                let mut line = src.split_to(end + 1);
-                line.truncate(end);
-                Some(line.freeze())
+                Some(end)
             }
             None => {
                 self.scanned = src.len();
@@ -78,13 +78,39 @@ impl FrameDecoder {
                 None
             }
         };
-        if frame.is_none() && src.capacity() - src.len() < self.read_space {
-            // Each frame split off the front shrinks the buffer's free space: without this, a
-            // small buffer would read most heartbeats in two system calls. Once the previous
-            // frames are dropped, `reserve` reclaims their room in place, without allocating.
+        if len.is_none() && src.capacity() - src.len() < self.read_space {
+            // Each frame consumed from the front shrinks the buffer's free space: without
+            // this, a small buffer would read most heartbeats in two system calls. `reserve`
+            // reclaims the consumed room in place, without allocating.
             src.reserve(self.read_space);
         }
-        Ok(frame)
+        Ok(len)
+    }
+
+    /// `read` as one frame, if it is exactly one whole frame (ending with its `\n`, the only
+    /// one in it) within the size limit: a read that needs no buffering.
+    pub fn whole_frame<'a>(&self, read: &'a [u8]) -> Option<&'a [u8]> {
+        let (last, frame) = read.split_last()?;
+        (*last == b'\n' && frame.len() <= self.max && !frame.contains(&b'\n')).then_some(frame)
+    }
+
+    /// The next complete frame in `src` (without its `\n`), split off, if there is one.
+    pub fn next_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        Ok(self.next_frame_len(src)?.map(|len| {
+            let mut line = src.split_to(len + 1);
+            line.truncate(len);
+            line.freeze()
+        }))
+    }
+
+    /// At end of input: the length of the last frame, unterminated, if any bytes are left
+    /// (a complete frame first, if one is there).
+    pub fn last_frame_len(&mut self, src: &mut BytesMut) -> Result<Option<usize>, FrameError> {
+        if let Some(len) = self.next_frame_len(src)? {
+            return Ok(Some(len));
+        }
+        self.scanned = 0;
+        Ok((!src.is_empty()).then_some(src.len()))
     }
 
     /// At end of input: the last frame, unterminated, if any bytes are left.

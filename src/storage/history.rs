@@ -493,6 +493,7 @@ mod tests {
             timeout: None,
             muted: false,
             intervals: None,
+            stamp: None,
         });
     }
 

@@ -16,13 +16,11 @@ use super::event_index::EventIndex;
 use super::fsync_policy::FsyncPolicy;
 use super::history::History;
 use super::log_record::LogRecord;
-#[cfg(test)]
-use super::recovery::recover;
-use super::recovery::{recover_into, Recovered, RecoveredClient};
+use super::recovery::{apply_event, recover, recover_into, Recovered, RecoveredClient};
 use super::segment::Segment;
 use super::{StorageConfig, StorageError};
 use crate::clock::millis;
-use crate::events::{Event, Published, Sink};
+use crate::events::{Published, Sink};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
 
@@ -132,11 +130,9 @@ impl Journal {
             file: None,
             since_snapshot: 0,
             next_seq: recovered.last_seq + 1,
-            online: recovered
-                .clients
-                .iter()
-                .map(|c| (c.proj.clone(), c.clone()))
-                .collect(),
+            active: None,
+            base: Some(recovered.clients.clone()),
+            unwritten: Vec::new(),
             dirty: false,
             last_sync: std::time::Instant::now(),
             buf: Vec::with_capacity(64 * 1024),
@@ -240,8 +236,16 @@ struct Writer {
     /// Event bytes in the active segment after its snapshot.
     since_snapshot: u64,
     next_seq: u64,
-    /// The online set, folded from the events written: the snapshot of the next segment.
-    online: BTreeMap<Proj, RecoveredClient>,
+    /// The segment being appended to.
+    active: Option<Segment>,
+    /// The clients to start the next segment with, when they are known without reading the
+    /// log: the recovered ones at open, the exact ones at a clean stop. Otherwise the next
+    /// snapshot is folded from the active segment (see [`Writer::roll`]), so that the writer
+    /// keeps no copy of the online set in memory between rolls.
+    base: Option<Vec<RecoveredClient>>,
+    /// Events whose write failed since the active segment began: the next snapshot still
+    /// counts them (the registry announced them).
+    unwritten: Vec<LogRecord>,
     /// Written and not yet synced.
     dirty: bool,
     last_sync: std::time::Instant,
@@ -291,7 +295,7 @@ impl Writer {
                     Command::Append(published) => self.push(&published),
                     Command::Snapshot(clients) => {
                         self.flush();
-                        self.online = clients.into_iter().map(|c| (c.proj.clone(), c)).collect();
+                        self.base = Some(clients);
                         self.roll_or_log();
                     }
                     Command::Close(done) => {
@@ -321,23 +325,6 @@ impl Writer {
         let record = LogRecord::from_published(published);
         self.next_seq = published.id + 1;
         self.batch.push((published.id, self.buf.len() as u64));
-        match &published.event {
-            Event::Online { proj, addr, at, .. } => {
-                let timeout = published.timeout.unwrap_or_default();
-                let client = RecoveredClient {
-                    proj: proj.clone(),
-                    addr: *addr,
-                    last_seen: *at,
-                    timeout: timeout.timeout,
-                    timeout_requested: timeout.requested,
-                };
-                self.online.insert(proj.clone(), client);
-            }
-            Event::Offline { proj, .. } => {
-                self.online.remove(proj);
-            }
-            _ => {}
-        }
         record.write_line(&mut self.buf);
     }
 
@@ -376,6 +363,11 @@ impl Writer {
                 );
                 self.failed(message);
                 self.file = None;
+                self.unwritten.extend(
+                    self.buf
+                        .split(|&b| b == b'\n')
+                        .filter_map(|line| serde_json::from_slice::<LogRecord>(line).ok()),
+                );
             }
         }
         self.buf.clear();
@@ -437,20 +429,25 @@ impl Writer {
     /// a segment always starts with a complete snapshot.
     fn roll(&mut self) -> Result<(), StorageError> {
         self.sync();
+        let online = match self.base.take() {
+            Some(clients) => clients,
+            None => self.fold_active()?,
+        };
+        self.unwritten.clear();
         let segment = Segment::new(&self.dir, self.next_seq);
         let temp = segment.path.with_extension("jsonl.tmp");
         let io = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| StorageError::Io { what, path, source }
         };
-        let mut out = Vec::with_capacity(64 + self.online.len() * 96);
-        let clients = self.online.len() as u64;
+        let mut out = Vec::with_capacity(64 + online.len() * 96);
+        let clients = online.len() as u64;
         LogRecord::Snapshot {
             clients,
             after_seq: self.next_seq - 1,
         }
         .write_line(&mut out);
-        for c in self.online.values() {
+        for c in &online {
             LogRecord::Client {
                 proj: c.proj.clone(),
                 addr: c.addr,
@@ -480,10 +477,26 @@ impl Writer {
         self.file = Some(file);
         self.segment_start = segment.start;
         self.segment_len = out.len() as u64;
+        self.active = Some(segment);
         self.since_snapshot = 0;
         self.dirty = false;
         self.prune();
         Ok(())
+    }
+
+    /// The clients online at the end of the active segment (its snapshot and events, read back
+    /// from disk), and after the events whose write failed since.
+    fn fold_active(&self) -> Result<Vec<RecoveredClient>, StorageError> {
+        let written = match &self.active {
+            Some(active) => recover(std::slice::from_ref(active))?.clients,
+            None => Vec::new(),
+        };
+        let mut online: BTreeMap<Proj, RecoveredClient> =
+            written.into_iter().map(|c| (c.proj.clone(), c)).collect();
+        for record in &self.unwritten {
+            apply_event(&mut online, record);
+        }
+        Ok(online.into_values().collect())
     }
 
     /// Deletes old segments: those whose every event every webhook has delivered and that are
@@ -546,7 +559,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::OfflineReason;
+    use crate::events::{Event, OfflineReason};
     use crate::storage::LogTail;
     use std::time::SystemTime;
 
@@ -616,6 +629,7 @@ mod tests {
             }),
             muted: false,
             intervals: None,
+            stamp: None,
         }
     }
 
@@ -639,7 +653,9 @@ mod tests {
             file: Some(OpenOptions::new().write(true).open("/dev/full").unwrap()),
             since_snapshot: 0,
             next_seq: 1,
-            online: BTreeMap::new(),
+            active: None,
+            base: None,
+            unwritten: Vec::new(),
             dirty: false,
             last_sync: std::time::Instant::now(),
             buf: Vec::new(),

@@ -56,6 +56,9 @@ pub enum LogRecord {
         /// Recorded, not announced (a flapping client).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         muted: bool,
+        /// In cluster mode: the claim's fencing token and the node incarnation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<ClusterStamp>,
     },
     /// A client went offline.
     Offline {
@@ -91,6 +94,10 @@ pub enum LogRecord {
         /// Recorded, not announced (a flapping client).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         muted: bool,
+        /// In cluster mode: the fencing token of the claim it ends, the node incarnation, and
+        /// the lost node of an adopted client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<ClusterStamp>,
     },
     /// A client was judged late.
     Late {
@@ -267,6 +274,20 @@ pub enum LogRecord {
     },
 }
 
+/// What cluster mode adds to a transition in the log, which is then its durable outbox: enough
+/// to publish it to Redis after an outage, or after a restart, exactly as it was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStamp {
+    /// The fencing token of the claim.
+    pub token: String,
+    /// The node incarnation that decided it.
+    pub node: String,
+    /// For an adopted client's offline: the node it was lost with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_node: Option<String>,
+}
+
 impl LogRecord {
     /// The record of a published event.
     pub fn from_published(published: &Published) -> Self {
@@ -294,6 +315,7 @@ impl LogRecord {
                     recovered,
                     outage,
                     muted,
+                    cluster: published.stamp.clone(),
                 }
             }
             Event::Offline {
@@ -315,6 +337,7 @@ impl LogRecord {
                 outage,
                 intervals: published.intervals,
                 muted,
+                cluster: published.stamp.clone(),
             },
             Event::Late {
                 proj,
@@ -403,6 +426,24 @@ impl LogRecord {
                 started_at,
                 at,
             },
+        }
+    }
+
+    /// The cluster stamp of an event record, if it has one.
+    pub fn cluster(&self) -> Option<&ClusterStamp> {
+        match self {
+            LogRecord::Online { cluster, .. } | LogRecord::Offline { cluster, .. } => {
+                cluster.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The client's timeout, for an `online` record.
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            LogRecord::Online { timeout_ms, .. } => Some(Duration::from_millis(*timeout_ms)),
+            _ => None,
         }
     }
 
@@ -631,6 +672,7 @@ mod tests {
             }),
             muted: false,
             intervals: None,
+            stamp: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -662,6 +704,7 @@ mod tests {
             }),
             muted: false,
             intervals: None,
+            stamp: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -695,6 +738,7 @@ mod tests {
             timeout: None,
             muted: false,
             intervals: None,
+            stamp: None,
         });
         let mut line = Vec::new();
         record.write_line(&mut line);
@@ -804,6 +848,7 @@ mod tests {
                 timeout: None,
                 muted,
                 intervals: Some(intervals),
+                stamp: None,
             };
             let mut line = Vec::new();
             LogRecord::from_published(&published).write_line(&mut line);
@@ -813,6 +858,41 @@ mod tests {
             assert_eq!(back.is_muted(), muted, "{}", String::from_utf8_lossy(&line));
             assert_eq!(back.intervals().is_some(), i == 1);
         }
+    }
+
+    #[test]
+    fn a_cluster_stamp_round_trips_and_is_absent_in_single_node_mode() {
+        let offline = Event::Offline {
+            proj: Proj::new("P-1").unwrap(),
+            reason: OfflineReason::Timeout,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            last_seen: at(1_000),
+            at: at(2_000),
+            evidence: None,
+            outage: None,
+        };
+        let stamp = ClusterStamp {
+            token: "t1".into(),
+            node: "n1-ab".into(),
+            lost_node: Some("n2".into()),
+        };
+        let mut published = Published {
+            id: 9,
+            event: offline.clone(),
+            timeout: None,
+            muted: false,
+            intervals: None,
+            stamp: Some(stamp.clone()),
+        };
+        let mut line = Vec::new();
+        LogRecord::from_published(&published).write_line(&mut line);
+        let back: LogRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back.cluster(), Some(&stamp));
+        assert_eq!(back.to_event(), Some((9, offline)));
+        published.stamp = None;
+        let mut plain = Vec::new();
+        LogRecord::from_published(&published).write_line(&mut plain);
+        assert!(!std::str::from_utf8(&plain).unwrap().contains("cluster"));
     }
 
     #[test]

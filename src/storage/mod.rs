@@ -34,6 +34,7 @@ use serde::Deserialize;
 pub use fsync_policy::FsyncPolicy;
 pub use history::{ClientHistory, History, HistoryConfig, Uptime};
 pub(crate) use journal::Journal;
+pub(crate) use log_record::{ClusterStamp, LogRecord};
 pub(crate) use recovery::RecoveredClient;
 pub(crate) use tail::LogTail;
 

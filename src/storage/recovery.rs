@@ -37,9 +37,36 @@ pub struct Recovered {
     pub skipped: usize,
 }
 
+/// Applies an event record to a set of online clients: an `online` adds (or refreshes) its
+/// client, an `offline` removes it; other records change nothing.
+pub(crate) fn apply_event(online: &mut BTreeMap<Proj, RecoveredClient>, record: &LogRecord) {
+    match record {
+        LogRecord::Online {
+            proj,
+            addr,
+            at,
+            timeout_ms,
+            timeout_default,
+            ..
+        } => {
+            let client = RecoveredClient {
+                proj: proj.clone(),
+                addr: *addr,
+                last_seen: *at,
+                timeout: Duration::from_millis(*timeout_ms),
+                timeout_requested: !timeout_default,
+            };
+            online.insert(proj.clone(), client);
+        }
+        LogRecord::Offline { proj, .. } => {
+            online.remove(proj);
+        }
+        _ => {}
+    }
+}
+
 /// Folds `segments` (oldest first) into the set of online clients: events add and remove
 /// clients, a complete snapshot replaces the set.
-#[cfg(test)]
 pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
     recover_into(segments, &mut |_, _, _| {})
 }
@@ -62,25 +89,8 @@ pub fn recover_into(
                 each(&record, segment.start, offset);
                 last_seq = last_seq.max(record.seq().unwrap_or(0));
                 match record {
-                    LogRecord::Online {
-                        proj,
-                        addr,
-                        at,
-                        timeout_ms,
-                        timeout_default,
-                        ..
-                    } => {
-                        let client = RecoveredClient {
-                            proj: proj.clone(),
-                            addr,
-                            last_seen: at,
-                            timeout: Duration::from_millis(timeout_ms),
-                            timeout_requested: !timeout_default,
-                        };
-                        online.insert(proj, client);
-                    }
-                    LogRecord::Offline { proj, .. } => {
-                        online.remove(&proj);
+                    LogRecord::Online { .. } | LogRecord::Offline { .. } => {
+                        apply_event(&mut online, &record);
                     }
                     LogRecord::Snapshot { clients, after_seq } => {
                         last_seq = last_seq.max(after_seq);
@@ -178,6 +188,7 @@ mod tests {
             recovered: false,
             outage: None,
             muted: false,
+            cluster: None,
         }
     }
 
@@ -193,6 +204,7 @@ mod tests {
             outage: None,
             intervals: None,
             muted: false,
+            cluster: None,
         }
     }
 

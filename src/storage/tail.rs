@@ -46,13 +46,29 @@ impl LogTail {
         self.cursor
     }
 
-    /// Reads up to `max` events after the cursor that are in the log now.
+    /// Reads up to `max` events after the cursor that are in the log now, leaving out the
+    /// muted ones (a flapping client's: recorded, not announced).
     pub fn read(&mut self, max: usize) -> io::Result<TailBatch> {
+        let (records, lost) = self.read_records(max)?;
+        Ok(TailBatch {
+            events: records
+                .iter()
+                .filter(|(_, record)| !record.is_muted())
+                .filter_map(|(_, record)| record.to_event())
+                .collect(),
+            lost,
+        })
+    }
+
+    /// Like [`LogTail::read`], with the whole records (cluster stamps included), and the
+    /// count of events lost.
+    pub fn read_records(&mut self, max: usize) -> io::Result<(Vec<(u64, LogRecord)>, u64)> {
         let mut batch = TailBatch::default();
+        let mut records = Vec::new();
         if self.open.is_none() && !self.open_segment(&mut batch)? {
-            return Ok(batch);
+            return Ok((records, batch.lost));
         }
-        while batch.events.len() < max {
+        while records.len() < max {
             let Some((segment, reader)) = self.open.as_mut() else {
                 break;
             };
@@ -77,13 +93,10 @@ impl LogTail {
             self.line.clear();
             match record {
                 Ok(record) => {
-                    if let Some((seq, event)) = record.to_event() {
+                    if let Some(seq) = record.seq() {
                         if seq > self.cursor {
                             self.cursor = seq;
-                            // A muted event (a flapping client's) is recorded, not announced.
-                            if !record.is_muted() {
-                                batch.events.push((seq, event));
-                            }
+                            records.push((seq, record));
                         }
                     }
                 }
@@ -93,7 +106,7 @@ impl LogTail {
                 ),
             }
         }
-        Ok(batch)
+        Ok((records, batch.lost))
     }
 
     /// Opens the segment holding the event after the cursor: the last one starting at or

@@ -35,6 +35,7 @@ fn append(journal: &mut Journal, event: Event) {
         }),
         muted: false,
         intervals: None,
+        stamp: None,
     });
 }
 

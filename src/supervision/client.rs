@@ -125,15 +125,23 @@ pub struct Client {
     watch: Option<Watch>,
     /// The client's connection, while this actor hosts it.
     conn: Option<Connection>,
+    /// A frame's work (the registry, a handler) is in flight: the next frame waits for it, so
+    /// that replies stay in order. The actor itself does not wait: its watchdog and its
+    /// mailbox keep running meanwhile.
+    busy: bool,
+    /// The actor was asked to let go of its connection while busy: it does so once the work
+    /// in flight has answered its frame.
+    releasing: bool,
 }
 
 struct Watch {
     record: Arc<ClientRecord>,
     timer: Option<SpawnHandle>,
-    /// The record generation the timer is armed for. Re-arms for an older generation (a
-    /// registry-applied heartbeat overtaken by a direct one) are ignored, and a timer
-    /// cancelled in the same poll in which it expired (actix#284) finds the generation moved on.
+    /// The record generation the timer is armed for: re-arms for an older generation (a
+    /// registry-applied heartbeat overtaken by a direct one) are ignored.
     armed: u64,
+    /// The verdict the timer is for and the moment it is meant to fire.
+    slot: Armed,
 }
 
 /// Which verdict a watchdog timer is armed for.
@@ -143,9 +151,10 @@ enum Verdict {
     Offline,
 }
 
-/// What a watchdog timer carries besides its generation: its verdict, and the moment it is
-/// meant to fire (in milliseconds after the stall guard's origin), in one word: the timer is
-/// allocated once per heartbeat and held by every client, so it stays small.
+/// The verdict a watchdog timer is armed for and the moment it is meant to fire (in
+/// milliseconds after the stall guard's origin), in one word: a timer that fires much later
+/// than that shows a stall of the server, and one that fires before it is a stale firing
+/// (actix#284) of a timer re-armed in the same poll.
 #[derive(Debug, Clone, Copy)]
 struct Armed(u64);
 
@@ -195,8 +204,11 @@ impl Client {
                 record,
                 timer: None,
                 armed: 0,
+                slot: Armed(0),
             }),
             conn: None,
+            busy: false,
+            releasing: false,
         }
     }
 
@@ -207,58 +219,61 @@ impl Client {
     }
 
     fn arm(&mut self, applied: Applied, ctx: &mut Context<Self>) {
+        self.arm_at(applied, clock::now(), ctx);
+    }
+
+    /// Cancels the watchdog's timer and arms a new one for `applied`'s late moment (if it
+    /// has one ahead) or its deadline, `now` being the current time.
+    fn arm_at(&mut self, applied: Applied, now: Instant, ctx: &mut Context<Self>) {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
         if applied.generation < watch.armed {
             return;
         }
-        if let Some(timer) = watch.timer.take() {
-            ctx.cancel_future(timer);
-        }
         watch.armed = applied.generation;
-        let now = clock::now();
         let (at, verdict) = match applied.late_at {
             Some(late_at) if late_at > now => (late_at, Verdict::Late),
             _ => (applied.deadline, Verdict::Offline),
         };
-        self.schedule(applied.generation, verdict, at, now, ctx);
+        self.schedule(verdict, at, now, ctx);
     }
 
-    /// Arms the watchdog for `verdict` at `at` (at once if that is past).
-    fn schedule(
-        &mut self,
-        generation: u64,
-        verdict: Verdict,
-        at: Instant,
-        now: Instant,
-        ctx: &mut Context<Self>,
-    ) {
+    /// Arms the watchdog for `verdict` at `at` (at once if that is past), replacing its timer.
+    fn schedule(&mut self, verdict: Verdict, at: Instant, now: Instant, ctx: &mut Context<Self>) {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
-        // When it is meant to fire: a timer firing much later than this shows a stall.
+        if let Some(timer) = watch.timer.take() {
+            ctx.cancel_future(timer);
+        }
         let due = at.max(now);
-        let armed = Armed::new(verdict, self.detection.stall.millis(due));
-        watch.timer = Some(ctx.run_later(due - now, move |act, ctx| {
-            act.fired(generation, armed, ctx);
-        }));
+        watch.slot = Armed::new(verdict, self.detection.stall.millis(due));
+        // The callback captures nothing, so that re-arming allocates only actix's timer.
+        watch.timer = Some(ctx.run_later(due - now, |act, ctx| act.watchdog_fired(ctx)));
     }
 
-    fn fired(&mut self, generation: u64, armed: Armed, ctx: &mut Context<Self>) {
+    /// The watchdog's timer fired. It may be a timer cancelled in the same poll in which a
+    /// heartbeat re-armed the watchdog (actix#284), or one that fired just before a `Rearm`
+    /// for a heartbeat the registry applied: then the record's generation, or the moment the
+    /// watchdog is armed for, says it is stale, and nothing happens (the newer timer, or the
+    /// `Rearm`, takes over). A timer much later than it was meant to be shows that the server
+    /// stalled: the verdict waits for the end of the grace period.
+    fn watchdog_fired(&mut self, ctx: &mut Context<Self>) {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
-        if watch.armed != generation {
+        let current = watch.record.current(&self.detection);
+        let due = self.detection.stall.instant(watch.slot.due_ms());
+        let now = clock::now();
+        if current.generation != watch.armed || now < due {
             return;
         }
         watch.timer = None;
-        let now = clock::now();
-        let verdict = armed.verdict();
-        let due = self.detection.stall.instant(armed.due_ms());
+        let verdict = watch.slot.verdict();
         if let Some(until) = self.detection.stall.defer(now, due) {
             // The server stalled: the client's heartbeats may be waiting to be read.
-            return self.schedule(generation, verdict, until, now, ctx);
+            return self.schedule(verdict, until, now, ctx);
         }
         let record = watch.record.clone();
         let Some(registry) = self.registry.upgrade() else {
@@ -269,19 +284,16 @@ impl Client {
             Verdict::Late => {
                 registry.do_send(Late {
                     proj: self.proj.clone(),
-                    record: record.clone(),
-                    generation,
+                    record,
+                    generation: current.generation,
                     at,
                 });
-                let current = record.current(&self.detection);
-                if current.generation == generation {
-                    self.schedule(generation, Verdict::Offline, current.deadline, now, ctx);
-                }
+                self.schedule(Verdict::Offline, current.deadline, now, ctx);
             }
             Verdict::Offline => registry.do_send(Expired {
                 proj: self.proj.clone(),
                 record,
-                generation,
+                generation: current.generation,
                 at,
             }),
         }
@@ -318,6 +330,7 @@ impl Client {
             record: adopted.record,
             timer: None,
             armed: 0,
+            slot: Armed(0),
         });
         self.arm(current, ctx);
     }
@@ -325,6 +338,10 @@ impl Client {
     /// Hands the connection back to a task (this actor is no longer its client's watchdog),
     /// or stops if there is none.
     fn release(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.releasing = true;
+            return;
+        }
         if let Some(conn) = self.conn.take() {
             actix::spawn(tcp::serve(conn));
         }
@@ -342,17 +359,20 @@ impl Client {
                 proj,
                 seq,
                 timeout_ms,
+                at,
             } if proj.as_str() == self.proj.as_str() => {
                 // The steady state: applied, re-armed and acked here, without a message.
                 if let Some(watch) = &self.watch {
-                    let applied =
-                        conn.services()
-                            .heartbeats
-                            .apply(&watch.record, conn.peer(), timeout_ms);
+                    let applied = conn.services().heartbeats.apply(
+                        &watch.record,
+                        conn.peer(),
+                        timeout_ms,
+                        at,
+                    );
                     if let Ok(applied) = applied {
                         conn.ack(self.proj.clone(), seq, applied.timeout);
                         let peer = conn.peer();
-                        self.arm(applied, ctx);
+                        self.arm_at(applied, at, ctx);
                         self.recovered(&applied, peer);
                         return;
                     }
@@ -366,23 +386,24 @@ impl Client {
                 proj,
                 seq,
                 timeout_ms,
+                ..
             } => self.deliver(proj.to_proj(), seq, timeout_ms, None, ctx),
             Step::Offline { proj, seq } => {
                 let heartbeats = conn.services().heartbeats.clone();
                 let work = async move { tcp::offline(&heartbeats, proj, seq).await };
-                ctx.wait(work.into_actor(self).map(|answer, act, _| {
+                self.work(work, ctx, |answer, act, _| {
                     if let Some(conn) = act.conn.as_mut() {
                         conn.answer(answer);
                     }
-                }));
+                });
             }
             Step::Custom(frame, grant) => {
                 let work = tcp::custom(conn.services(), frame, grant);
-                ctx.wait(work.into_actor(self).map(|answer, act, _| {
+                self.work(work, ctx, |answer, act, _| {
                     if let Some(conn) = act.conn.as_mut() {
                         conn.answer(answer);
                     }
-                }));
+                });
             }
         }
     }
@@ -408,32 +429,51 @@ impl Client {
                 .deliver(target, addr, timeout_ms, route, host)
                 .await
         };
-        ctx.wait(
-            work.into_actor(self)
-                .map(move |(result, route), act, ctx| match result {
-                    Ok(delivered) => {
-                        let own = delivered.adopted.is_none() && proj == act.proj;
-                        if let Some(adopted) = delivered.adopted {
-                            act.adopt(adopted, ctx);
-                        }
-                        if let Some(conn) = act.conn.as_mut() {
-                            conn.route = route;
-                            conn.ack(proj, seq, delivered.timeout);
-                        }
-                        if own {
-                            // The client is this actor's but another actor watches it: this
-                            // connection is served like any other, by a task.
-                            act.release(ctx);
-                        }
-                    }
-                    Err(e) => {
-                        if let Some(conn) = act.conn.as_mut() {
-                            conn.route = route;
-                            conn.refuse(&e);
-                        }
-                    }
-                }),
-        );
+        self.work(work, ctx, move |(result, route), act, ctx| match result {
+            Ok(delivered) => {
+                let own = delivered.adopted.is_none() && proj == act.proj;
+                if let Some(adopted) = delivered.adopted {
+                    act.adopt(adopted, ctx);
+                }
+                if let Some(conn) = act.conn.as_mut() {
+                    conn.route = route;
+                    conn.ack(proj, seq, delivered.timeout);
+                }
+                if own {
+                    // The client is this actor's but another actor watches it: this
+                    // connection is served like any other, by a task.
+                    act.release(ctx);
+                }
+            }
+            Err(e) => {
+                if let Some(conn) = act.conn.as_mut() {
+                    conn.route = route;
+                    conn.refuse(&e);
+                }
+            }
+        });
+    }
+}
+
+impl Client {
+    /// Runs a frame's `work` (a registry round trip, a custom handler), then `done` with its
+    /// output, while the actor goes on: the driver stops reading until `done` has run, then a
+    /// new one takes over.
+    fn work<F, D>(&mut self, work: F, ctx: &mut Context<Self>, done: D)
+    where
+        F: std::future::Future + 'static,
+        D: FnOnce(F::Output, &mut Self, &mut Context<Self>) + 'static,
+    {
+        self.busy = true;
+        ctx.spawn(work.into_actor(self).map(move |output, act, ctx| {
+            act.busy = false;
+            done(output, act, ctx);
+            if act.releasing {
+                act.release(ctx);
+            } else if act.conn.is_some() {
+                ctx.spawn(Driver);
+            }
+        }));
     }
 }
 
@@ -447,7 +487,8 @@ pub(crate) fn error_code(e: &BeatError) -> ErrorCode {
 
 /// Drives the hosted connection: reads frames while no frame's work is in flight (a frame
 /// that needs the registry or a handler holds the next one back, so replies stay in order and
-/// one connection queues at most one frame of work).
+/// one connection queues at most one frame of work). One runs at a time: it ends when a
+/// frame's work starts, and `Client::work` starts the next.
 struct Driver;
 
 impl ActorFuture<Client> for Driver {
@@ -460,9 +501,9 @@ impl ActorFuture<Client> for Driver {
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
         for _ in 0..FRAMES_PER_POLL {
-            if ctx.waiting() {
-                // The context polls this again once the frame's work is done.
-                return Poll::Pending;
+            if act.busy {
+                // A frame's work is in flight; a new driver takes over when it is done.
+                return Poll::Ready(());
             }
             let Some(conn) = act.conn.as_mut() else {
                 return Poll::Ready(());

@@ -53,16 +53,20 @@ pub(crate) struct ClientRecord {
     state: Mutex<RecordState>,
 }
 
+/// Kept compact (a record is one allocation per online client): wall time and timeout as
+/// integers, the flags in the padding, the interval window small (see
+/// [`super::detector::Intervals`]).
 #[derive(Debug, Clone)]
 struct RecordState {
     addr: SocketAddr,
-    last_seen: SystemTime,
+    /// Wall time of the last heartbeat, in microseconds since the Unix epoch.
+    last_seen_us: u64,
     /// Monotonic time of the last heartbeat, or of when the server started watching the
     /// client again (after a restart, or at the end of a pause), if later: the base of the
     /// deadline.
     beat_at: Instant,
     heartbeats: u64,
-    timeout: Duration,
+    timeout_ms: u64,
     /// Whether the client asked for its timeout (else it is the server's default).
     requested: bool,
     generation: u64,
@@ -76,6 +80,19 @@ struct RecordState {
     rhythm_broken: bool,
     /// Its recent heartbeat intervals.
     intervals: Intervals,
+}
+
+fn micros(t: SystemTime) -> u64 {
+    // Seconds and sub-seconds apart: `as_micros` divides a u128, on every heartbeat.
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
+    })
+}
+
+fn wall(us: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_micros(us)
 }
 
 /// The record was removed: its client went offline, or its actor was replaced.
@@ -114,11 +131,16 @@ pub(crate) struct Pulse {
 impl Pulse {
     /// A heartbeat from `addr` now.
     pub(crate) fn now(addr: SocketAddr, timeout: Option<Duration>) -> Self {
+        Self::at(addr, timeout, crate::clock::now())
+    }
+
+    /// A heartbeat from `addr` read at `at` (monotonic; the wall time is read now).
+    pub(crate) fn at(addr: SocketAddr, timeout: Option<Duration>, at: Instant) -> Self {
         Self {
             addr,
             timeout,
             wall: crate::clock::wall_now(),
-            at: crate::clock::now(),
+            at,
         }
     }
 }
@@ -132,10 +154,10 @@ impl ClientRecord {
             proj,
             state: Mutex::new(RecordState {
                 addr: pulse.addr,
-                last_seen: pulse.wall,
+                last_seen_us: micros(pulse.wall),
                 beat_at: pulse.at,
                 heartbeats: 1,
-                timeout,
+                timeout_ms: crate::clock::millis(timeout),
                 requested: pulse.timeout.is_some(),
                 generation: 0,
                 removed: false,
@@ -160,10 +182,42 @@ impl ClientRecord {
             proj,
             state: Mutex::new(RecordState {
                 addr,
-                last_seen,
+                last_seen_us: micros(last_seen),
                 beat_at: crate::clock::now(),
                 heartbeats: 0,
-                timeout: timeout.timeout,
+                timeout_ms: crate::clock::millis(timeout.timeout),
+                requested: timeout.requested,
+                generation: 0,
+                removed: false,
+                late: false,
+                paused: false,
+                rhythm_broken: true,
+                intervals: detection.intervals(timeout.timeout),
+            }),
+        }
+    }
+
+    /// The record of a client this node took over from a lost cluster node: no heartbeat here
+    /// (zero heartbeats), last seen as the cluster knew it, due `due_in` from now (its capped
+    /// deadline) however long its timeout.
+    pub(crate) fn adopted(
+        proj: Proj,
+        addr: SocketAddr,
+        timeout: ClientTimeout,
+        last_seen: SystemTime,
+        due_in: Duration,
+        detection: &Detection,
+    ) -> Self {
+        let now = crate::clock::now();
+        let beat_at = (now + due_in).checked_sub(timeout.timeout).unwrap_or(now);
+        Self {
+            proj,
+            state: Mutex::new(RecordState {
+                addr,
+                last_seen_us: micros(last_seen),
+                beat_at,
+                heartbeats: 0,
+                timeout_ms: crate::clock::millis(timeout.timeout),
                 requested: timeout.requested,
                 generation: 0,
                 removed: false,
@@ -205,23 +259,23 @@ impl ClientRecord {
         if s.removed {
             return Err(Removed);
         }
+        let timeout = Duration::from_millis(s.timeout_ms);
         let interval = pulse.at.saturating_duration_since(s.beat_at);
         if !s.rhythm_broken
             && !s.paused
-            && interval < s.timeout
+            && interval < timeout
             && !detection.stall.in_grace(pulse.at)
         {
-            let timeout = s.timeout;
             s.intervals.push(interval, timeout);
         }
         s.addr = pulse.addr;
-        s.last_seen = pulse.wall;
+        s.last_seen_us = micros(pulse.wall);
         s.beat_at = pulse.at;
         s.rhythm_broken = false;
         s.heartbeats += 1;
         s.generation += 1;
         if let Some(timeout) = pulse.timeout {
-            s.timeout = timeout;
+            s.timeout_ms = crate::clock::millis(timeout);
             s.requested = true;
         }
         let recovered = std::mem::take(&mut s.late);
@@ -295,7 +349,7 @@ impl ClientRecord {
         let s = self.lock();
         detection.evidence(
             now.saturating_duration_since(s.beat_at),
-            s.timeout,
+            Duration::from_millis(s.timeout_ms),
             &s.intervals,
         )
     }
@@ -318,14 +372,14 @@ impl ClientRecord {
     /// Wall time of the last heartbeat and where it came from.
     pub(crate) fn last_seen(&self) -> (SystemTime, SocketAddr) {
         let s = self.lock();
-        (s.last_seen, s.addr)
+        (wall(s.last_seen_us), s.addr)
     }
 
     /// The timeout in force and whether the client asked for it.
     pub(crate) fn timeout(&self) -> ClientTimeout {
         let s = self.lock();
         ClientTimeout {
-            timeout: s.timeout,
+            timeout: Duration::from_millis(s.timeout_ms),
             requested: s.requested,
         }
     }
@@ -344,9 +398,9 @@ impl ClientRecord {
         ClientInfo {
             proj: self.proj.clone(),
             state,
-            last_seen: s.last_seen,
+            last_seen: wall(s.last_seen_us),
             heartbeats: s.heartbeats,
-            timeout_ms: crate::clock::millis(s.timeout),
+            timeout_ms: s.timeout_ms,
             addr: s.addr,
             intervals: None,
         }
@@ -360,16 +414,16 @@ impl ClientRecord {
 
 impl RecordState {
     fn applied(&self, detection: &Detection) -> Applied {
-        let verdict = detection.verdict(self.timeout, &self.intervals);
-        let base = self.beat_at;
+        let timeout = Duration::from_millis(self.timeout_ms);
+        let verdict = detection.verdict(timeout, &self.intervals);
         let late_at = match verdict.late_after {
-            Some(after) if !self.late && !self.paused => Some(base + after),
+            Some(after) if !self.late && !self.paused => Some(self.beat_at + after),
             _ => None,
         };
         Applied {
             generation: self.generation,
-            timeout: self.timeout,
-            deadline: base + verdict.offline_after,
+            timeout,
+            deadline: self.beat_at + verdict.offline_after,
             late_at,
             recovered: false,
         }

@@ -189,8 +189,9 @@ impl Heartbeats {
         record: &ClientRecord,
         addr: SocketAddr,
         timeout_ms: Option<u64>,
+        at: crate::clock::Instant,
     ) -> Result<Applied, Removed> {
-        let applied = record.beat(Pulse::now(addr, self.clamp(timeout_ms)), &self.detection)?;
+        let applied = record.beat(Pulse::at(addr, self.clamp(timeout_ms), at), &self.detection)?;
         self.metrics.heartbeat();
         Ok(applied)
     }

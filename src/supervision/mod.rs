@@ -7,7 +7,7 @@ mod client_record;
 mod detector;
 mod heartbeats;
 mod pauses;
-mod registry;
+pub(crate) mod registry;
 mod registry_handle;
 mod states;
 mod timeout_policy;
@@ -18,6 +18,7 @@ use actix::ArbiterHandle;
 
 pub(crate) use client::{error_code, Attach};
 pub use client_record::ClientInfo;
+pub(crate) use client_record::ClientRecord;
 pub(crate) use detector::{watch_stalls, Detection, StallGuard};
 pub use detector::{IntervalSummary, PhiConfig, PhiValue};
 pub use heartbeats::{BeatAck, BeatError, Heartbeat, Heartbeats};
@@ -67,12 +68,14 @@ pub(crate) fn start(
     detection: Arc<Detection>,
     pauses: PauseBook,
     metrics: Arc<Metrics>,
+    cluster: Option<crate::cluster::Cluster>,
 ) -> Heartbeats {
     let deps = RegistryDeps {
         pipeline,
         metrics: metrics.clone(),
         default_timeout: limits.policy.default,
         max_clients: limits.max_clients,
+        cluster,
         detection: detection.clone(),
         pauses: Arc::new(std::sync::Mutex::new(pauses)),
     };

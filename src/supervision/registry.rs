@@ -19,6 +19,7 @@ use super::heartbeats::BeatError;
 use super::pauses::PauseBook;
 use super::states::ClientState;
 use crate::clock;
+use crate::cluster::{Claim, Cluster};
 use crate::events::{ClientTimeout, Event, OfflineReason, Pipeline};
 use crate::metrics::Metrics;
 use crate::protocol::Proj;
@@ -176,20 +177,24 @@ pub(crate) struct RegistryDeps {
     pub metrics: Arc<Metrics>,
     pub default_timeout: Duration,
     pub max_clients: usize,
+    /// Cluster mode: every transition carries its claim's token (see `src/cluster/`).
+    pub cluster: Option<Cluster>,
     /// How silent clients are judged.
     pub detection: Arc<Detection>,
     /// The pauses in force (shared: windows outlast a registry that stops when empty).
     pub pauses: Arc<Mutex<PauseBook>>,
 }
 
-struct Entry {
+pub(crate) struct Entry {
     /// Weak: a strong address costs an allocation per client, and the actor does not need
     /// one to live (it keeps itself running while it watches).
     client: WeakAddr<Client>,
-    record: Arc<ClientRecord>,
+    pub(crate) record: Arc<ClientRecord>,
     /// Recovered from the event log and not heard from since the restart: if its watchdog
     /// fires, the reason is `timeout_after_restart`.
     recovered: bool,
+    /// Cluster mode: the claim this node holds the client under.
+    pub(crate) claim: Option<Claim>,
 }
 
 impl Entry {
@@ -240,7 +245,7 @@ impl Registry {
         }
     }
 
-    fn spawn(
+    pub(crate) fn spawn(
         &self,
         record: &Arc<ClientRecord>,
         home: &ArbiterHandle,
@@ -250,7 +255,12 @@ impl Registry {
         Client::start(record.clone(), ctx.address().downgrade(), detection, home)
     }
 
-    fn insert(&mut self, proj: Proj, entry: Entry) {
+    /// How silent clients are judged (cluster hooks: an adopted client's record).
+    pub(crate) fn detection(&self) -> &Arc<Detection> {
+        &self.deps.detection
+    }
+
+    pub(crate) fn insert(&mut self, proj: Proj, entry: Entry) {
         match self.clients.insert(proj, entry) {
             // Cannot happen (the callers check), but if it did, the old actor must not watch
             // on and the gauge must not count the client twice.
@@ -278,15 +288,18 @@ impl Registry {
             None => (self.spawn(&record, &msg.home, ctx), None),
         };
         let timeout = record.timeout();
+        let claim = self.deps.cluster.as_ref().map(|_| Claim::new());
+        let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), claim.as_ref());
         self.insert(
             msg.proj.clone(),
             Entry {
                 client: client.downgrade(),
                 record: record.clone(),
                 recovered: false,
+                claim,
             },
         );
-        self.deps.pipeline.publish(
+        self.deps.pipeline.publish_stamped(
             Event::Online {
                 proj: msg.proj.clone(),
                 addr: msg.addr,
@@ -295,6 +308,7 @@ impl Registry {
                 outage: None,
             },
             Some(timeout),
+            stamp,
         );
         // Inside a maintenance window: paused at once.
         self.paused_on_arrival(&msg.proj, &record);
@@ -315,16 +329,19 @@ impl Registry {
         at: SystemTime,
         ctx: &mut Context<Self>,
     ) {
-        let Some(entry) = self.clients.remove(proj) else {
+        let (evidence, intervals) = match self.clients.get(proj) {
+            Some(entry) => (
+                entry.record.evidence(clock::now(), &self.deps.detection),
+                entry.record.intervals(),
+            ),
+            None => return,
+        };
+        let Some((last_seen, addr, claim)) = self.take_out(proj, ctx) else {
             return;
         };
-        let (last_seen, addr) = entry.record.last_seen();
-        let evidence = entry.record.evidence(clock::now(), &self.deps.detection);
-        let intervals = entry.record.intervals();
-        entry.depart();
         self.forget_pause(proj);
-        self.deps.metrics.client_removed();
         self.deps.metrics.offline(reason);
+        let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), claim.as_ref());
         self.deps.pipeline.publish_offline(
             Event::Offline {
                 proj: proj.clone(),
@@ -336,7 +353,23 @@ impl Registry {
                 outage: None,
             },
             intervals,
+            stamp,
         );
+    }
+
+    /// Takes `proj` out of the map (its record is already marked removed) and tells its
+    /// actor, without announcing anything (a departure, or a client that moved to another
+    /// cluster node). Answers its last heartbeat, where it came from, and its claim.
+    pub(crate) fn take_out(
+        &mut self,
+        proj: &Proj,
+        ctx: &mut Context<Self>,
+    ) -> Option<(SystemTime, SocketAddr, Option<Claim>)> {
+        let mut entry = self.clients.remove(proj)?;
+        let (last_seen, addr) = entry.record.last_seen();
+        let claim = entry.claim.take();
+        entry.depart();
+        self.deps.metrics.client_removed();
         if self.clients.is_empty() {
             self.emptied += 1;
             let emptied = self.emptied;
@@ -345,6 +378,44 @@ impl Registry {
                     ctx.stop();
                 }
             });
+        }
+        Some((last_seen, addr, claim))
+    }
+
+    /// The client's entry (cluster hooks).
+    pub(crate) fn entry(&self, proj: &Proj) -> Option<&Entry> {
+        self.clients.get(proj)
+    }
+
+    /// Every entry, mutably (cluster hooks: checkpoints).
+    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = (&Proj, &mut Entry)> {
+        self.clients.iter_mut()
+    }
+
+    /// The cluster handle, in cluster mode.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.deps.cluster.as_ref()
+    }
+
+    /// Every client with its claim and exact last heartbeat (cluster hooks: a clean leave).
+    pub(crate) fn claims(&self) -> Vec<(Proj, &Claim, SystemTime)> {
+        self.clients
+            .iter()
+            .filter_map(|(proj, e)| Some((proj.clone(), e.claim.as_ref()?, e.record.last_seen().0)))
+            .collect()
+    }
+
+    /// A new entry for a client this node took over from a lost cluster node.
+    pub(crate) fn adopted_entry(
+        client: Addr<Client>,
+        record: Arc<ClientRecord>,
+        claim: Claim,
+    ) -> Entry {
+        Entry {
+            client: client.downgrade(),
+            record,
+            recovered: false,
+            claim: Some(claim),
         }
     }
 }
@@ -373,6 +444,7 @@ impl Actor for Registry {
                 client: client.downgrade(),
                 record,
                 recovered: true,
+                claim: None,
             };
             self.insert(seed.proj, entry);
         }
@@ -389,15 +461,6 @@ impl Handler<Resolve> for Registry {
     type Result = Result<Resolved, BeatError>;
 
     fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
-        let detection = self.deps.detection.clone();
-        let spawn = |record: &Arc<ClientRecord>, ctx: &mut Context<Self>| {
-            Client::start(
-                record.clone(),
-                ctx.address().downgrade(),
-                detection.clone(),
-                &msg.home,
-            )
-        };
         if let Some(entry) = self.clients.get_mut(&msg.proj) {
             // Online: apply the heartbeat here, so it cannot race with its removal, and let
             // the actor re-arm for it. A record in the map is never removed.
@@ -408,7 +471,14 @@ impl Handler<Resolve> for Registry {
                     Some(client) => client,
                     // Its actor is gone and its `Lost` not handled yet: watch it again now.
                     None => {
-                        let client = spawn(&entry.record, ctx);
+                        let detection = self.deps.detection.clone();
+                        let home = &msg.home;
+                        let client = Client::start(
+                            entry.record.clone(),
+                            ctx.address().downgrade(),
+                            detection,
+                            home,
+                        );
                         entry.client = client.downgrade();
                         client
                     }
@@ -417,6 +487,25 @@ impl Handler<Resolve> for Registry {
                     record: entry.record.clone(),
                     applied,
                 });
+                if entry.claim.as_ref().is_some_and(Claim::is_detached) {
+                    // A client taken over from a lost node beats here: claim it for real,
+                    // which lifts its capped deadline in the cluster (no event).
+                    let claim = Claim::new();
+                    let stamp = crate::cluster::stamp(self.deps.cluster.as_ref(), Some(&claim));
+                    entry.claim = Some(claim);
+                    let timeout = entry.record.timeout();
+                    self.deps.pipeline.publish_stamped(
+                        Event::Online {
+                            proj: msg.proj.clone(),
+                            addr: msg.addr,
+                            at: pulse.wall,
+                            recovered: false,
+                            outage: None,
+                        },
+                        Some(timeout),
+                        stamp,
+                    );
+                }
                 if applied.recovered {
                     let record = entry.record.clone();
                     self.announce_recovered(&msg.proj, &record, msg.addr, pulse.wall);
@@ -458,12 +547,14 @@ impl Handler<Relocate> for Registry {
             detection,
             &msg.home,
         );
+        let claim = entry.claim.take();
         let old = std::mem::replace(
             entry,
             Entry {
                 client: client.downgrade(),
                 record,
                 recovered: entry.recovered,
+                claim,
             },
         );
         old.depart();
@@ -476,6 +567,9 @@ impl Handler<Remove> for Registry {
 
     fn handle(&mut self, msg: Remove, ctx: &mut Context<Self>) -> bool {
         let Some(entry) = self.clients.get(&msg.proj) else {
+            if let Some(cluster) = &self.deps.cluster {
+                crate::cluster::goodbye(cluster, &self.deps.pipeline, msg.proj);
+            }
             return false;
         };
         // From here on, a heartbeat that reaches the actor is refused and goes through the

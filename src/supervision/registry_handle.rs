@@ -211,10 +211,12 @@ impl RegistryHandle {
         }
     }
 
-    /// Removes `proj` now (an explicit `offline`). Answers whether it was online. Does not
-    /// start a registry: with none running, nobody is online.
+    /// Removes `proj` now (an explicit `offline`). Answers whether it was online here. Does
+    /// not start a registry (with none running, nobody is online), except in cluster mode,
+    /// where a goodbye also ends the client's claim on another node.
     pub(crate) async fn leave(&self, proj: Proj) -> Result<bool, Unavailable> {
-        Ok(self.call(Remove { proj }, false).await?.unwrap_or(false))
+        let start = self.inner.deps.cluster.is_some();
+        Ok(self.call(Remove { proj }, start).await?.unwrap_or(false))
     }
 
     /// Applies a heartbeat through the registry, starting one if none runs. Past
@@ -245,17 +247,32 @@ impl RegistryHandle {
     /// is published, and later calls answer [`Unavailable`]. Returns the clients that were
     /// online, with their exact last heartbeat (for the event log's snapshot).
     pub(crate) async fn close(&self) -> Vec<RecoveredClient> {
+        self.close_with(Close).await.unwrap_or_default()
+    }
+
+    /// [`RegistryHandle::close`] with another closing message (cluster mode's leave).
+    pub(crate) async fn close_with<M>(&self, msg: M) -> Option<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        Registry: Handler<M>,
+        <Registry as Actor>::Context: ToEnvelope<Registry, M>,
+    {
         self.inner.closed.store(true, Ordering::SeqCst);
         let current = self.lock().take();
         match current {
-            Some(registry) => registry.send(Close).await.unwrap_or_default(),
-            None => Vec::new(),
+            Some(registry) => registry.send(msg).await.ok(),
+            None => None,
         }
     }
 
     /// Sends `msg` to the current registry, retrying on one found stopping. With `start`, a
     /// registry is started when none runs; without it, `Ok(None)` means none runs.
-    async fn call<M>(&self, msg: M, start: bool) -> Result<Option<M::Result>, Unavailable>
+    pub(crate) async fn call<M>(
+        &self,
+        msg: M,
+        start: bool,
+    ) -> Result<Option<M::Result>, Unavailable>
     where
         M: Message + Clone + Send + 'static,
         M::Result: Send,

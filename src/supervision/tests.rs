@@ -107,6 +107,7 @@ fn fixture_limited(
         detection.clone(),
         PauseBook::default(),
         metrics.clone(),
+        None,
     );
     Fixture {
         registry: heartbeats.registry().clone(),
@@ -647,6 +648,24 @@ async fn a_watchdog_lost_with_its_arbiter_is_rearmed() {
             ("offline", "ORPHAN".into(), Some(OfflineReason::Timeout))
         ]
     );
+}
+
+/// Found by the property test (tests/registry_model.rs): a 2 s client beating again 1 ms
+/// before its deadline must keep its 2 s timeout.
+#[actix_rt::test]
+async fn a_heartbeat_just_before_the_deadline_keeps_the_client() {
+    let f = fixture();
+    assert_eq!(
+        f.beat("P", Some(2_000)).await.timeout,
+        Duration::from_millis(2_000)
+    );
+    sleep(Duration::from_millis(1_430)).await;
+    sleep(Duration::from_millis(569)).await;
+    assert_eq!(
+        f.beat("P", None).await.timeout,
+        Duration::from_millis(2_000)
+    );
+    assert_eq!(f.events().await, [("online", "P".into(), None)]);
 }
 
 mod detection;

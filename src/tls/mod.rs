@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
+pub use crate::notify::https::client_config as https_client_config;
 pub(crate) use client_tls::hint;
 pub use client_tls::ClientTls;
 pub use error::TlsError;

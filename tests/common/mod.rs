@@ -22,6 +22,7 @@
 
 pub mod outside;
 pub mod pki;
+pub mod redis;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader as StdBufReader};
@@ -582,15 +583,25 @@ pub struct EventStream {
     >,
     /// Decoded body bytes not yet returned as lines.
     pending: Vec<u8>,
+    /// How long one read may wait.
+    wait: Duration,
 }
 
 impl EventStream {
     /// Opens the stream and waits for the server's greeting comment, after which every event
     /// is delivered to this stream.
     pub async fn open(addr: SocketAddr) -> Self {
-        let request = awc::Client::new()
+        Self::open_after(addr, None).await
+    }
+
+    /// [`EventStream::open`] with a `Last-Event-ID` header (resume after that event).
+    pub async fn open_after(addr: SocketAddr, last_event_id: Option<&str>) -> Self {
+        let mut request = awc::Client::new()
             .get(format!("http://{addr}/api/v1/events"))
             .insert_header(("accept", "text/event-stream"));
+        if let Some(id) = last_event_id {
+            request = request.insert_header(("last-event-id", id));
+        }
         let response = timeout(IO_TIMEOUT, request.send())
             .await
             .expect("event stream: no answer within the I/O timeout")
@@ -611,10 +622,33 @@ impl EventStream {
         let mut events = Self {
             body: Box::pin(response),
             pending: Vec::new(),
+            wait: IO_TIMEOUT,
         };
         let greeting = events.line().await;
         assert!(greeting.starts_with(':'), "a comment first: {greeting:?}");
         events
+    }
+
+    /// The next event: its `id:` line (if any) and its `data:` payload, parsed; panics after
+    /// [`IO_TIMEOUT`].
+    pub async fn next_event(&mut self) -> (Option<String>, Value) {
+        let mut id = None;
+        loop {
+            let line = self.line().await;
+            if let Some(value) = line.strip_prefix("id: ") {
+                id = Some(value.to_string());
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                return (id, parse_json(data));
+            }
+        }
+    }
+
+    /// [`EventStream::next_event`], waiting up to `within` instead of [`IO_TIMEOUT`].
+    pub async fn next_event_within(&mut self, within: Duration) -> (Option<String>, Value) {
+        self.wait = within;
+        let event = self.next_event().await;
+        self.wait = IO_TIMEOUT;
+        event
     }
 
     /// The next `data:` payload, parsed; panics after [`IO_TIMEOUT`].
@@ -638,7 +672,7 @@ impl EventStream {
                     .trim_end_matches(['\r', '\n'])
                     .to_owned();
             }
-            let chunk = timeout(IO_TIMEOUT, self.body.next())
+            let chunk = timeout(self.wait, self.body.next())
                 .await
                 .expect("event stream: nothing within the I/O timeout")
                 .expect("event stream ended")
@@ -718,14 +752,17 @@ pub fn event_proj(event: &Event) -> &str {
 // ---------------------------------------------------------------------------------------------
 
 /// `heartwatch` with console logging only (no log4rs file, no `log/` directory), run in the
-/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`) inherited
-/// from the caller, and no `late` verdicts (as [`test_config`]; a test's own
-/// `HEARTWATCH__SERVER__LATE_RATIO` overrides it).
+/// temporary directory, with no `HEARTWATCH__*` variable (nor `HEARTWATCH_TOKEN`,
+/// `HEARTWATCH_HTTP_TOKEN`) inherited from the caller, and no `late` verdicts (as
+/// [`test_config`]; a test's own `HEARTWATCH__SERVER__LATE_RATIO` overrides it).
 pub fn heartwatch_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartwatch"));
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
-        if name_text.starts_with("HEARTWATCH__") || name_text == "HEARTWATCH_TOKEN" {
+        if name_text.starts_with("HEARTWATCH__")
+            || name_text == "HEARTWATCH_TOKEN"
+            || name_text == "HEARTWATCH_HTTP_TOKEN"
+        {
             cmd.env_remove(name);
         }
     }
@@ -1084,4 +1121,38 @@ impl Drop for BeatProcess {
     fn drop(&mut self) {
         kill_child(&mut self.child, self.stopped);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outside programs
+// ---------------------------------------------------------------------------------------------
+
+/// The path of `program` on `PATH`, if it is installed.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The paths of `programs`, or, if one is missing: a panic saying how to install it when the
+/// environment variable `CI` is set (CI must run every test), else `None` after printing the
+/// same message (the test is skipped on a developer's machine without it).
+pub fn require_programs(programs: &[&str], install: &str) -> Option<Vec<std::path::PathBuf>> {
+    let found: Vec<_> = programs.iter().map(|p| find_program(p)).collect();
+    if found.iter().all(Option::is_some) {
+        return Some(found.into_iter().flatten().collect());
+    }
+    let missing: Vec<&str> = programs
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(p, _)| *p)
+        .collect();
+    let message = format!("{} not found; install with: {install}", missing.join(", "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
 }

@@ -40,6 +40,9 @@ pub struct BenchConfig {
     pub allow_remote: bool,
     /// Speak TLS: every connection does a handshake before its first frame.
     pub tls: Option<ClientTls>,
+    /// A cluster's Redis URL: its commands per second during the window are reported (from
+    /// `INFO commandstats`).
+    pub redis: Option<String>,
     /// Authenticate: every connection sends one `hello` with this token and waits for the
     /// `welcome` before its first heartbeat (the way of persistent clients, docs/auth.md).
     pub token: Option<Secret>,
@@ -65,6 +68,7 @@ impl BenchConfig {
             allow_remote: false,
             tls: None,
             token: None,
+            redis: None,
         }
     }
 }

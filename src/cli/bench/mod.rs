@@ -9,6 +9,7 @@
 
 mod config;
 mod load;
+mod redis_probe;
 mod report;
 mod server_probe;
 
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, Instant};
 
 pub use config::{BenchConfig, BenchError};
+pub use redis_probe::RedisCost;
 pub use report::{BenchReport, Detection, Percentiles, ServerCost};
 
 use load::{Client, Tally, Window};
@@ -98,8 +100,16 @@ async fn run_async(config: Arc<BenchConfig>) -> Result<BenchReport, BenchError> 
 
     sleep_until(window.start).await;
     let at_start = server_stats(config.pid, config.http).await;
+    let redis_start = match &config.redis {
+        Some(url) => redis_probe::command_stats(url).await,
+        None => None,
+    };
     sleep_until(window.end).await;
     let at_end = server_stats(config.pid, config.http).await;
+    let redis_end = match &config.redis {
+        Some(url) => redis_probe::command_stats(url).await,
+        None => None,
+    };
 
     if silenced_count > 0 {
         let deadline = Instant::now() + config.timeout + DETECTION_GRACE;
@@ -154,6 +164,15 @@ async fn run_async(config: Arc<BenchConfig>) -> Result<BenchReport, BenchError> 
         }
         _ => None,
     };
+    let redis = match (redis_start, redis_end) {
+        (Some(before), Some(after)) => Some(redis_probe::cost(
+            &before,
+            &after,
+            config.duration,
+            established,
+        )),
+        _ => None,
+    };
     let detection = (silenced_count > 0).then(|| {
         let hung: Vec<String> = tally
             .silenced
@@ -185,6 +204,7 @@ async fn run_async(config: Arc<BenchConfig>) -> Result<BenchReport, BenchError> 
         latency_ms: latency,
         errors,
         server_cost,
+        redis,
         detection,
     })
 }

@@ -80,6 +80,9 @@ pub struct BenchReport {
     pub errors: BTreeMap<String, u64>,
     /// The server's cost, when its pid or HTTP address was given.
     pub server_cost: Option<ServerCost>,
+    /// The cluster's Redis commands during the window, with `--redis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<super::RedisCost>,
     /// Detection of hung clients, with `--silence`.
     pub detection: Option<Detection>,
 }
@@ -144,6 +147,21 @@ impl BenchReport {
             None => {
                 let _ = writeln!(out, "  server cost       (give --pid or --http to measure)");
             }
+        }
+        if let Some(r) = &self.redis {
+            let top: Vec<String> = r
+                .by_command
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.1}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  redis             {:.1} commands/s ({:.2} per 1k clients), {:.1} scripts/s: {}",
+                r.commands_per_s,
+                r.commands_per_s_per_1k_clients,
+                r.scripts_per_s,
+                top.join(", ")
+            );
         }
         if let Some(d) = &self.detection {
             let _ = writeln!(

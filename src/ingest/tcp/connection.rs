@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use serde::Serialize;
-use tokio::io::AsyncWrite;
+use smallvec::SmallVec;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -32,10 +33,14 @@ use crate::extension::CustomFrame;
 use crate::protocol::{ErrorCode, FrameDecoder, FrameError, Proj, ProjRef, Reply, Request};
 use crate::supervision::{error_code, BeatError, Route};
 
-/// Initial read buffer of a connection. A larger one (tokio-util's default is 8 KiB) would
-/// cost its size in RSS per idle client; heartbeats are under 100 bytes and the buffer grows
-/// when needed.
-const INITIAL_READ_CAPACITY: usize = 128;
+/// Bytes read from the socket at a time, into a buffer on the stack. A read that holds exactly
+/// one whole frame (a heartbeat: the common case) is handled from there; only the rest of a
+/// read (a frame cut in two, frames sent back to back) is kept in the connection's buffer,
+/// which an idle connection does not hold at all.
+const READ_CHUNK: usize = 2048;
+
+/// The reply buffer's first allocation: a heartbeat's ack is under 100 bytes.
+const INITIAL_REPLY_CAPACITY: usize = 128;
 
 /// How long a closing connection may take to flush its last replies before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -44,8 +49,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// starve the others on its thread.
 pub(crate) const FRAMES_PER_POLL: usize = 32;
 
-/// Above this, a drained reply buffer is given back to the allocator rather than kept.
-const KEEP_OUT_CAPACITY: usize = 4096;
+/// One frame, copied out of the read buffer: on the stack for any heartbeat, so that reading
+/// a frame allocates nothing and the buffer is free for the next read at once.
+pub(crate) type Frame = SmallVec<[u8; 256]>;
 
 /// The socket, plaintext or TLS. TLS is boxed: its state is kilobytes anyway, and a plaintext
 /// connection should not carry its size.
@@ -55,11 +61,15 @@ enum Io {
 }
 
 impl Io {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        match self {
-            Io::Plain(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
-            Io::Tls(s) => tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf),
-        }
+    /// Reads into `buf`. A read shorter than `buf` tells tokio the socket is drained, so the
+    /// next poll does not try again only to get `EAGAIN`.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        let read = match self {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, &mut buf),
+            Io::Tls(s) => Pin::new(&mut **s).poll_read(cx, &mut buf),
+        };
+        read.map_ok(|()| buf.filled().len())
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -112,6 +122,8 @@ pub(crate) enum Step<'a> {
         seq: Option<u64>,
         /// The client's own timeout, not yet clamped.
         timeout_ms: Option<u64>,
+        /// When it was read.
+        at: Instant,
     },
     /// An explicit offline, then ack.
     Offline {
@@ -215,9 +227,9 @@ impl Connection {
         Self {
             io,
             peer,
-            inbuf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
-            decoder: FrameDecoder::new(services.max_frame_bytes)
-                .with_read_space(INITIAL_READ_CAPACITY),
+            inbuf: BytesMut::new(),
+            // The space for each read is reserved by `Io::poll_read`, not the decoder.
+            decoder: FrameDecoder::new(services.max_frame_bytes).with_read_space(0),
             out: Vec::new(),
             budget: FrameBudget::full(session, now),
             access: services
@@ -247,7 +259,7 @@ impl Connection {
     /// Drives the connection: writes queued replies, runs its timers, and reads. Returns the
     /// next frame to handle, `Ready(None)` once the connection is finished (closed and flushed,
     /// or failed: drop it), or `Pending`.
-    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         self.poll_timers(cx);
         if let Err(reason) = self.poll_write_out(cx) {
             return self.finish(reason);
@@ -255,8 +267,8 @@ impl Connection {
         match self.phase {
             Phase::Closing => return self.poll_close(cx),
             Phase::Draining => {
-                return match self.decoder.last_frame(&mut self.inbuf) {
-                    Ok(Some(frame)) => Poll::Ready(Some(frame)),
+                return match self.decoder.last_frame_len(&mut self.inbuf) {
+                    Ok(Some(len)) => Poll::Ready(Some(self.take_frame(len))),
                     Ok(None) => {
                         self.close(CloseReason::Eof);
                         self.poll_close(cx)
@@ -267,20 +279,35 @@ impl Connection {
             Phase::Open => {}
         }
         loop {
-            match self.decoder.next_frame(&mut self.inbuf) {
-                Ok(Some(frame)) => return Poll::Ready(Some(frame)),
+            match self.decoder.next_frame_len(&mut self.inbuf) {
+                Ok(Some(len)) => return Poll::Ready(Some(self.take_frame(len))),
                 Ok(None) => {}
                 Err(e) => return self.frame_error(e, cx),
             }
-            match self.io.poll_read(cx, &mut self.inbuf) {
-                Poll::Pending => return Poll::Pending,
+            let mut chunk = [0u8; READ_CHUNK];
+            match self.io.poll_read(cx, &mut chunk) {
+                Poll::Pending => {
+                    if self.inbuf.is_empty() {
+                        // An idle connection holds no read buffer.
+                        self.inbuf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(0)) => {
                     // End of input: answer what was read, then close. Not an offline: only
                     // the watchdog or an explicit offline takes a client offline.
                     self.phase = Phase::Draining;
                     return self.poll_frame(cx);
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(n)) => {
+                    let read = &chunk[..n];
+                    if self.inbuf.is_empty() {
+                        if let Some(frame) = self.decoder.whole_frame(read) {
+                            return Poll::Ready(Some(Frame::from_slice(frame)));
+                        }
+                    }
+                    self.inbuf.extend_from_slice(read);
+                }
                 Poll::Ready(Err(e)) => {
                     log::debug!("read from {} failed: {e}", self.peer);
                     return self.finish(CloseReason::ReadError);
@@ -289,7 +316,15 @@ impl Connection {
         }
     }
 
-    fn frame_error(&mut self, e: FrameError, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    /// Copies the frame of `len` bytes at the front of the read buffer out, and consumes it
+    /// with its newline (if it has one: the last frame at end of input may not).
+    fn take_frame(&mut self, len: usize) -> Frame {
+        let frame = Frame::from_slice(&self.inbuf[..len]);
+        self.inbuf.advance((len + 1).min(self.inbuf.len()));
+        frame
+    }
+
+    fn frame_error(&mut self, e: FrameError, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         match e {
             FrameError::TooLarge { max } => {
                 self.error(
@@ -356,6 +391,7 @@ impl Connection {
                     proj,
                     seq,
                     timeout_ms,
+                    at: now,
                 }
             }
             Request::Offline { proj, seq } => {
@@ -491,7 +527,7 @@ impl Connection {
             return;
         }
         if self.out.capacity() == 0 {
-            self.out.reserve(INITIAL_READ_CAPACITY);
+            self.out.reserve(INITIAL_REPLY_CAPACITY);
         }
         // Replies are plain data: serializing into a Vec cannot fail.
         if serde_json::to_writer(&mut self.out, reply).is_ok() {
@@ -543,7 +579,8 @@ impl Connection {
             }
         }
         self.out.drain(..written);
-        if self.out.is_empty() && self.out.capacity() > KEEP_OUT_CAPACITY {
+        if self.out.is_empty() {
+            // An idle connection holds no reply buffer either.
             self.out = Vec::new();
         }
         if let Poll::Ready(Err(e)) = self.io.poll_flush(cx) {
@@ -553,7 +590,7 @@ impl Connection {
         Ok(())
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
         if self.timers.as_ref().and_then(|t| t.grace).is_none() {
             // The grace ran out.
             return Poll::Ready(None);
@@ -567,7 +604,7 @@ impl Connection {
         }
     }
 
-    fn finish(&mut self, reason: CloseReason) -> Poll<Option<Bytes>> {
+    fn finish(&mut self, reason: CloseReason) -> Poll<Option<Frame>> {
         self.slot.close_reason(reason);
         self.phase = Phase::Closing;
         Poll::Ready(None)

@@ -32,6 +32,7 @@ pub(crate) async fn serve(mut conn: Connection) {
                 proj,
                 seq,
                 timeout_ms,
+                ..
             } => {
                 let proj = proj.to_proj();
                 let heartbeats = conn.services().heartbeats.clone();

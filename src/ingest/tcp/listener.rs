@@ -26,13 +26,19 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Binds `addr` with a listen backlog of `backlog`. tokio's `TcpListener::bind` uses 128, which
 /// overflows when thousands of clients connect at once (they then wait seconds for a SYN retry).
-pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+/// With `reuse_port` (`server.reuse_port`), SO_REUSEPORT lets several processes bind the same
+/// port, and the kernel spreads new connections over them: several cluster nodes on one machine
+/// behind one address.
+pub(crate) fn bind(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(backlog)
 }
