@@ -59,7 +59,7 @@ struct IngestCodeLabel {
 
 /// Upper bounds of `heartwatch_heartbeat_interval_seconds`: from a client beating far too
 /// often to one beating hourly.
-const INTERVAL_BUCKETS: [f64; 19] = [
+pub(crate) const INTERVAL_BUCKETS: [f64; 19] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
     600.0, 1800.0, 3600.0,
 ];

@@ -125,6 +125,31 @@ mod tests {
         );
     }
 
+    /// Not a test: the cost of one observation, printed (docs/performance.md). Ignored
+    /// unless asked for: `cargo test --release --lib observe_cost -- --ignored --nocapture`.
+    #[ignore = "a benchmark: run it with --ignored --nocapture, in release mode"]
+    #[test]
+    fn observe_cost() {
+        const OBSERVATIONS: u64 = 20_000_000;
+        let h = DurationHistogram::new(&crate::metrics::INTERVAL_BUCKETS);
+        for threads in [1, 2] {
+            let start = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| {
+                        for i in 0..OBSERVATIONS {
+                            // Around one second, as for clients beating every second.
+                            h.observe(Duration::from_micros(900_000 + i % 200_000));
+                        }
+                    });
+                }
+            });
+            let each = start.elapsed().as_nanos() as f64 / OBSERVATIONS as f64;
+            println!("{threads} thread(s) observing at once: {each:.1} ns per observation");
+        }
+        assert_eq!(h.count(), 3 * OBSERVATIONS);
+    }
+
     #[test]
     fn a_huge_duration_saturates_instead_of_wrapping() {
         let h = DurationHistogram::new(&[1.0]);
