@@ -39,6 +39,13 @@ use crate::supervision::error_code;
 /// Largest UDP payload (IPv4: 65,535 bytes less the IP and UDP headers).
 const MAX_DATAGRAM: usize = 65_507;
 
+/// The receive buffer asked for: room for a burst of thousands of heartbeats (each small
+/// datagram takes about 1 KiB of buffer in the kernel). Linux grants at most
+/// `net.core.rmem_max` (often 208 KiB, a few hundred datagrams): raise it for larger bursts.
+/// A datagram that finds the buffer full is dropped by the kernel (`RcvbufErrors` in
+/// /proc/net/snmp), as UDP may.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 /// Pause after a failed receive, so that a socket in a lasting error state cannot spin.
 const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
@@ -65,6 +72,14 @@ pub(crate) struct UdpIngest {
 pub(crate) fn bind(addr: SocketAddr, config: &IngestConfig) -> io::Result<BoundUdp> {
     let socket = UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
+    let buffer = socket2::SockRef::from(&socket);
+    if let Err(e) = buffer.set_recv_buffer_size(RECEIVE_BUFFER) {
+        log::debug!("UDP ingest: receive buffer not enlarged: {e}");
+    }
+    log::debug!(
+        "UDP ingest: receive buffer of {} bytes",
+        buffer.recv_buffer_size().unwrap_or(0)
+    );
     let local = socket.local_addr()?;
     let answers = match config.udp_ack {
         true => Some(Arc::new(socket.try_clone()?)),
