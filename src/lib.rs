@@ -77,3 +77,9 @@ pub use supervision::{
     BeatAck, BeatError, ClientInfo, ClientState, Full, Heartbeat, Heartbeats, List, RegistryHandle,
     Unavailable,
 };
+
+/// The README's Rust blocks (the embedding example) are compiled as doc tests, so that it
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

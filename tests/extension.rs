@@ -252,3 +252,44 @@ async fn a_user_subscriber_receives_online_and_offline() {
 
     server.stop().await;
 }
+
+/// Answers once `release` is notified: a handler as slow as the test wants.
+async fn slow(
+    _: CustomFrame,
+    _: HandlerContext,
+    release: std::sync::Arc<tokio::sync::Notify>,
+) -> HandlerReply {
+    release.notified().await;
+    Ok(object(json!({"slow": true})))
+}
+
+/// A slow handler on a client's own connection holds back that connection's next frames
+/// (replies stay in order), but not the client's watchdog: the client goes offline at its
+/// deadline while the handler still runs, and the handler's answer still comes, in order.
+#[actix_rt::test]
+async fn a_slow_handler_does_not_hold_back_its_clients_watchdog() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let builder = Builder::new(test_config()).handler("slow", move |f, c| slow(f, c, gate.clone()));
+    let server = TestServer::start_with(builder).await;
+    let mut events = server.event_log();
+    let mut client = server.client().await;
+    client.heartbeat_timeout("SLOW-1", 200).await;
+    assert_eq!(event_kind(&events.next().await), "online");
+    client.send(r#"{"type":"slow"}"#).await;
+    client.send(r#"{"type":"heartbeat","proj":"SLOW-2"}"#).await;
+    // The watchdog fires while the handler is still waiting.
+    let offline = events.next().await;
+    assert_eq!(event_kind(&offline), "offline(timeout)");
+    assert_eq!(offline.proj().as_str(), "SLOW-1");
+    release.notify_one();
+    let reply = client.recv().await;
+    assert_eq!(reply, json!({"type":"slow","slow":true}));
+    let ack = client.recv().await;
+    assert_eq!(
+        ack["type"], "ack",
+        "the next frame is answered after: {ack}"
+    );
+    assert_eq!(ack["proj"], "SLOW-2");
+    server.stop().await;
+}

@@ -1,6 +1,6 @@
 //! The inbound framing: arbitrary bytes, cut into arbitrary read sizes, through the real
 //! `FrameDecoder`, driven twice: by hand (`decode` after every read, `decode_eof` at the end)
-//! and inside tokio-util's `FramedRead`, as `Session` reads a socket.
+//! and inside tokio-util's `FramedRead`, as the client reads a socket (the server reads frames in place with the same decoder).
 //!
 //! Input layout (so that seed files stay readable: three header bytes, then the stream):
 //! - byte 0: the frame limit, `1 + byte` (1 ..= 256), small so that oversize paths are hit;

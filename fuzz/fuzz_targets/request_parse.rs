@@ -7,7 +7,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use heartwatch::protocol::{ErrorCode, LineEncoder, Proj, Reply, Request, MAX_PROJ_BYTES};
+use heartwatch::protocol::{ErrorCode, LineEncoder, Proj, ProjRef, Reply, Request, MAX_PROJ_BYTES};
 use heartwatch_fuzz::KeyCounts;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -31,7 +31,7 @@ const SERVER_FIELDS: [&str; 4] = ["type", "proj", "seq", "timeout_ms"];
 /// message quotes at most a short excerpt of the frame.
 const MAX_ERROR_REPLY: usize = 1024;
 
-fn check_proj(proj: &Proj) {
+fn check_proj(proj: &ProjRef<'_>) {
     let s = proj.as_str();
     assert!(
         !s.is_empty() && s.len() <= MAX_PROJ_BYTES,
@@ -42,7 +42,11 @@ fn check_proj(proj: &Proj) {
         !s.chars().any(char::is_control),
         "control char in proj {s:?}"
     );
-    assert_eq!(Proj::new(s).as_ref(), Ok(proj), "proj does not re-validate");
+    assert_eq!(
+        Proj::new(s).as_ref(),
+        Ok(&proj.to_proj()),
+        "proj does not re-validate"
+    );
 }
 
 /// Checks an accepted request against the same frame read as a JSON value, when serde_json
@@ -78,9 +82,15 @@ fn check_accepted(request: &Request<'_>, text: &str, object: Option<&Map<String,
                 assert_eq!(u64_field("seq"), Some(seq.map(Some)));
             }
         }
+        Request::Hello { seq } => {
+            if let Some(o) = object {
+                assert_eq!(o["type"], "hello");
+                assert_eq!(u64_field("seq"), Some(seq.map(Some)));
+            }
+        }
         Request::Custom { kind, frame } => {
             assert!(
-                !["heartbeat", "offline", "pong"].contains(&&**kind),
+                !["heartbeat", "offline", "pong", "hello"].contains(&&**kind),
                 "built-in type {kind:?} parsed as custom"
             );
             assert_eq!(*frame, text, "a custom frame is handed over whole");

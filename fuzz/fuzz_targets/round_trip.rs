@@ -169,7 +169,8 @@ fn client_case(case: ClientCase) {
                 Err(ErrorCode::BadTimeout)
             } else {
                 Ok(Request::Heartbeat {
-                    proj: proj.clone(),
+                    proj: heartwatch::protocol::ProjRef::new(String::from(proj.as_str()).into())
+                        .unwrap(),
                     seq,
                     timeout_ms,
                 })
@@ -186,7 +187,8 @@ fn client_case(case: ClientCase) {
         ClientCase::Offline { proj, seq } => {
             let Ok(proj) = Proj::new(&proj) else { return };
             let expected = Ok(Request::Offline {
-                proj: proj.clone(),
+                proj: heartwatch::protocol::ProjRef::new(String::from(proj.as_str()).into())
+                    .unwrap(),
                 seq,
             });
             (ClientFrame::Offline { proj, seq }, expected)

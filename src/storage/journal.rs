@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::fsync_policy::FsyncPolicy;
 use super::log_record::LogRecord;
-use super::recovery::{recover, Recovered, RecoveredClient};
+use super::recovery::{apply_event, recover, Recovered, RecoveredClient};
 use super::segment::Segment;
 use super::{StorageConfig, StorageError};
 use crate::clock::millis;
@@ -440,29 +440,7 @@ impl Writer {
         let mut online: BTreeMap<Proj, RecoveredClient> =
             written.into_iter().map(|c| (c.proj.clone(), c)).collect();
         for record in &self.unwritten {
-            match record {
-                LogRecord::Online {
-                    proj,
-                    addr,
-                    at,
-                    timeout_ms,
-                    timeout_default,
-                    ..
-                } => {
-                    let client = RecoveredClient {
-                        proj: proj.clone(),
-                        addr: *addr,
-                        last_seen: *at,
-                        timeout: Duration::from_millis(*timeout_ms),
-                        timeout_requested: !timeout_default,
-                    };
-                    online.insert(proj.clone(), client);
-                }
-                LogRecord::Offline { proj, .. } => {
-                    online.remove(proj);
-                }
-                _ => {}
-            }
+            apply_event(&mut online, record);
         }
         Ok(online.into_values().collect())
     }

@@ -37,6 +37,34 @@ pub struct Recovered {
     pub skipped: usize,
 }
 
+/// Applies an event record to a set of online clients: an `online` adds (or refreshes) its
+/// client, an `offline` removes it; other records change nothing.
+pub(crate) fn apply_event(online: &mut BTreeMap<Proj, RecoveredClient>, record: &LogRecord) {
+    match record {
+        LogRecord::Online {
+            proj,
+            addr,
+            at,
+            timeout_ms,
+            timeout_default,
+            ..
+        } => {
+            let client = RecoveredClient {
+                proj: proj.clone(),
+                addr: *addr,
+                last_seen: *at,
+                timeout: Duration::from_millis(*timeout_ms),
+                timeout_requested: !timeout_default,
+            };
+            online.insert(proj.clone(), client);
+        }
+        LogRecord::Offline { proj, .. } => {
+            online.remove(proj);
+        }
+        _ => {}
+    }
+}
+
 /// Folds `segments` (oldest first) into the set of online clients: events add and remove
 /// clients, a complete snapshot replaces the set.
 pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
@@ -51,25 +79,8 @@ pub fn recover(segments: &[Segment]) -> Result<Recovered, StorageError> {
             |record| {
                 last_seq = last_seq.max(record.seq().unwrap_or(0));
                 match record {
-                    LogRecord::Online {
-                        proj,
-                        addr,
-                        at,
-                        timeout_ms,
-                        timeout_default,
-                        ..
-                    } => {
-                        let client = RecoveredClient {
-                            proj: proj.clone(),
-                            addr,
-                            last_seen: at,
-                            timeout: Duration::from_millis(timeout_ms),
-                            timeout_requested: !timeout_default,
-                        };
-                        online.insert(proj, client);
-                    }
-                    LogRecord::Offline { proj, .. } => {
-                        online.remove(&proj);
+                    LogRecord::Online { .. } | LogRecord::Offline { .. } => {
+                        apply_event(&mut online, &record);
                     }
                     LogRecord::Snapshot { clients, after_seq } => {
                         last_seq = last_seq.max(after_seq);

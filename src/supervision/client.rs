@@ -120,6 +120,13 @@ pub struct Client {
     watch: Option<Watch>,
     /// The client's connection, while this actor hosts it.
     conn: Option<Connection>,
+    /// A frame's work (the registry, a handler) is in flight: the next frame waits for it, so
+    /// that replies stay in order. The actor itself does not wait: its watchdog and its
+    /// mailbox keep running meanwhile.
+    busy: bool,
+    /// The actor was asked to let go of its connection while busy: it does so once the work
+    /// in flight has answered its frame.
+    releasing: bool,
 }
 
 struct Watch {
@@ -154,6 +161,8 @@ impl Client {
                 armed: 0,
             }),
             conn: None,
+            busy: false,
+            releasing: false,
         }
     }
 
@@ -231,6 +240,10 @@ impl Client {
     /// Hands the connection back to a task (this actor is no longer its client's watchdog),
     /// or stops if there is none.
     fn release(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.releasing = true;
+            return;
+        }
         if let Some(conn) = self.conn.take() {
             actix::spawn(tcp::serve(conn));
         }
@@ -278,19 +291,19 @@ impl Client {
             Step::Offline { proj, seq } => {
                 let heartbeats = conn.services().heartbeats.clone();
                 let work = async move { tcp::offline(&heartbeats, proj, seq).await };
-                ctx.wait(work.into_actor(self).map(|answer, act, _| {
+                self.work(work, ctx, |answer, act, _| {
                     if let Some(conn) = act.conn.as_mut() {
                         conn.answer(answer);
                     }
-                }));
+                });
             }
             Step::Custom(frame, grant) => {
                 let work = tcp::custom(conn.services(), frame, grant);
-                ctx.wait(work.into_actor(self).map(|answer, act, _| {
+                self.work(work, ctx, |answer, act, _| {
                     if let Some(conn) = act.conn.as_mut() {
                         conn.answer(answer);
                     }
-                }));
+                });
             }
         }
     }
@@ -316,32 +329,51 @@ impl Client {
                 .deliver(target, addr, timeout_ms, route, host)
                 .await
         };
-        ctx.wait(
-            work.into_actor(self)
-                .map(move |(result, route), act, ctx| match result {
-                    Ok(delivered) => {
-                        let own = delivered.adopted.is_none() && proj == act.proj;
-                        if let Some(adopted) = delivered.adopted {
-                            act.adopt(adopted, ctx);
-                        }
-                        if let Some(conn) = act.conn.as_mut() {
-                            conn.route = route;
-                            conn.ack(proj, seq, delivered.timeout);
-                        }
-                        if own {
-                            // The client is this actor's but another actor watches it: this
-                            // connection is served like any other, by a task.
-                            act.release(ctx);
-                        }
-                    }
-                    Err(e) => {
-                        if let Some(conn) = act.conn.as_mut() {
-                            conn.route = route;
-                            conn.error(error_code(&e), e.to_string());
-                        }
-                    }
-                }),
-        );
+        self.work(work, ctx, move |(result, route), act, ctx| match result {
+            Ok(delivered) => {
+                let own = delivered.adopted.is_none() && proj == act.proj;
+                if let Some(adopted) = delivered.adopted {
+                    act.adopt(adopted, ctx);
+                }
+                if let Some(conn) = act.conn.as_mut() {
+                    conn.route = route;
+                    conn.ack(proj, seq, delivered.timeout);
+                }
+                if own {
+                    // The client is this actor's but another actor watches it: this
+                    // connection is served like any other, by a task.
+                    act.release(ctx);
+                }
+            }
+            Err(e) => {
+                if let Some(conn) = act.conn.as_mut() {
+                    conn.route = route;
+                    conn.error(error_code(&e), e.to_string());
+                }
+            }
+        });
+    }
+}
+
+impl Client {
+    /// Runs a frame's `work` (a registry round trip, a custom handler), then `done` with its
+    /// output, while the actor goes on: the driver stops reading until `done` has run, then a
+    /// new one takes over.
+    fn work<F, D>(&mut self, work: F, ctx: &mut Context<Self>, done: D)
+    where
+        F: std::future::Future + 'static,
+        D: FnOnce(F::Output, &mut Self, &mut Context<Self>) + 'static,
+    {
+        self.busy = true;
+        ctx.spawn(work.into_actor(self).map(move |output, act, ctx| {
+            act.busy = false;
+            done(output, act, ctx);
+            if act.releasing {
+                act.release(ctx);
+            } else if act.conn.is_some() {
+                ctx.spawn(Driver);
+            }
+        }));
     }
 }
 
@@ -355,7 +387,8 @@ pub(crate) fn error_code(e: &BeatError) -> ErrorCode {
 
 /// Drives the hosted connection: reads frames while no frame's work is in flight (a frame
 /// that needs the registry or a handler holds the next one back, so replies stay in order and
-/// one connection queues at most one frame of work).
+/// one connection queues at most one frame of work). One runs at a time: it ends when a
+/// frame's work starts, and `Client::work` starts the next.
 struct Driver;
 
 impl ActorFuture<Client> for Driver {
@@ -368,9 +401,9 @@ impl ActorFuture<Client> for Driver {
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
         for _ in 0..FRAMES_PER_POLL {
-            if ctx.waiting() {
-                // The context polls this again once the frame's work is done.
-                return Poll::Pending;
+            if act.busy {
+                // A frame's work is in flight; a new driver takes over when it is done.
+                return Poll::Ready(());
             }
             let Some(conn) = act.conn.as_mut() else {
                 return Poll::Ready(());

@@ -175,15 +175,30 @@ async fn each_event_is_delivered_once_across_the_death_of_a_delivering_node() {
     let mut delivered: Vec<String> = ok.keys().cloned().collect();
     delivered.sort();
     assert_eq!(delivered, ids, "the delivery ids are the stream ids");
-    assert!(ok.values().all(|n| *n == 1), "delivered twice: {ok:?}");
-    // Nothing left pending.
+    // At least once: a POST that succeeded as n1 stopped, before its acknowledgement, is
+    // sent again by n2 under the same delivery id. A node delivers one event at a time, so
+    // at most one can be in flight when it stops.
+    let repeats: usize = ok.values().map(|n| n - 1).sum();
+    assert!(repeats <= 1, "delivered more than once: {ok:?}");
+    // Nothing left pending: the acknowledgement follows the delivery, so wait for it.
     let mut c = redis.conn();
-    let pending: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
-        .arg("{wh}:events")
-        .arg("wh:alerts")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(pending.0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pending: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
+            .arg("{wh}:events")
+            .arg("wh:alerts")
+            .query(&mut c)
+            .unwrap();
+        if pending.0 == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} deliveries still pending",
+            pending.0
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     n2.stop().await;
     handle.stop(false).await;
 }
