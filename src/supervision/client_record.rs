@@ -101,6 +101,9 @@ pub(crate) struct Applied {
     pub timeout: Duration,
     /// When the client is due: its last heartbeat plus its timeout.
     pub deadline: Instant,
+    /// For an applied heartbeat: the time since the client's previous one, if it had one in
+    /// this record (not for the first heartbeat after a restart or a takeover).
+    pub interval: Option<Duration>,
 }
 
 /// What one heartbeat says, for a record.
@@ -230,6 +233,7 @@ impl ClientRecord {
         if s.removed {
             return Err(Removed);
         }
+        let interval = (s.heartbeats > 0).then(|| pulse.at.saturating_duration_since(s.beat_at));
         s.addr = pulse.addr;
         s.last_seen_us = micros(pulse.wall);
         s.beat_at = pulse.at;
@@ -239,7 +243,10 @@ impl ClientRecord {
             s.timeout_ms = crate::clock::millis(timeout);
             s.requested = true;
         }
-        Ok(s.applied())
+        Ok(Applied {
+            interval,
+            ..s.applied()
+        })
     }
 
     /// The current generation, timeout and deadline, to arm a watchdog with.
@@ -309,6 +316,7 @@ impl RecordState {
             generation: self.generation,
             timeout,
             deadline: self.beat_at + timeout,
+            interval: None,
         }
     }
 }

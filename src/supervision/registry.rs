@@ -58,6 +58,8 @@ pub(crate) struct Resolved {
     pub created: bool,
     /// Set when the `host` became the client's actor.
     pub adopted: Option<Adopted>,
+    /// The time since the client's previous heartbeat (for the interval metric).
+    pub interval: Option<Duration>,
 }
 
 /// What an actor needs to become a client's watchdog.
@@ -261,6 +263,7 @@ impl Registry {
             timeout: timeout.timeout,
             created: true,
             adopted,
+            interval: None,
         }
     }
 
@@ -434,6 +437,7 @@ impl Handler<Resolve> for Registry {
                     timeout: applied.timeout,
                     created: false,
                     adopted: None,
+                    interval: applied.interval,
                 });
             }
         }
@@ -505,6 +509,10 @@ impl Handler<Expired> for Registry {
         } else {
             OfflineReason::Timeout
         };
+        let due = entry.record.current().deadline;
+        self.deps
+            .metrics
+            .detection_overshoot(clock::now().saturating_duration_since(due));
         self.depart(&msg.proj, reason, msg.at, ctx);
     }
 }
