@@ -20,8 +20,9 @@
 //! - [`auth`], [`tls`], [`notify`]: tokens, TLS configurations, webhook signatures.
 //! - [`shutdown::signal`]: waits for SIGINT or SIGTERM.
 //!
-//! Internally, a heartbeat flows ingest (`ingest::tcp`) → supervision (the registry and one
-//! actor per client) → events (the ordered sinks); ARCHITECTURE.md maps the code.
+//! Internally, a heartbeat flows ingest (`ingest::tcp`, `ingest::http_ping`, `ingest::udp`)
+//! → supervision (the registry and one actor per client) → events (the ordered sinks);
+//! ARCHITECTURE.md maps the code.
 //!
 //! # Embedding
 //! ```no_run

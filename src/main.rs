@@ -408,7 +408,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             .auth(config.auth)
             .storage(config.storage)
             .notify(config.notify)
-            .cluster(config.cluster);
+            .cluster(config.cluster)
+            .ingest(config.ingest);
         if let Some(tls) = tls {
             builder = builder.tls(tls);
         }

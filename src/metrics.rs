@@ -1,12 +1,16 @@
 //! Prometheus metrics, served at `GET /metrics` in either exposition format ([`Format`]).
 //!
 //! Every metric is an atomic shared by all arbiters; the hot path (one heartbeat) touches one
-//! counter. Labelled series are created once at start so that no lookup happens per event.
+//! counter and, for a client's second heartbeat on, one bucket and the sum of the interval
+//! histogram ([`histogram`]). Labelled series are created once at start so that no lookup happens per event.
 //! What is cheaper to read than to keep up to date (process figures, webhook queues) is read
 //! by a collector at each scrape.
 
+mod histogram;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -16,14 +20,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::watch;
 
 use crate::auth::ReloadOutcome;
 use crate::events::OfflineReason;
 pub use crate::ingest::tcp::CloseReason;
+use crate::ingest::Ingest;
 use crate::process_stats::ProcessStats;
 use crate::protocol::ErrorCode;
+use crate::supervision::{ClientState, StateCounts};
+use histogram::DurationHistogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -39,6 +46,44 @@ struct ResultLabel {
 struct CodeLabel {
     code: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// The states `heartwatch_clients` has a series for: those of a known client.
+/// Online first (`clients_online` is its series).
+const KNOWN_STATES: [ClientState; 4] = [
+    ClientState::Online,
+    ClientState::Late,
+    ClientState::Paused,
+    ClientState::Flapping,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabel {
+    ingest: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestCodeLabel {
+    ingest: &'static str,
+    code: &'static str,
+}
+
+/// Upper bounds of `heartwatch_heartbeat_interval_seconds`: from a client beating far too
+/// often to one beating hourly.
+pub(crate) const INTERVAL_BUCKETS: [f64; 19] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+    600.0, 1800.0, 3600.0,
+];
+
+/// Upper bounds of `heartwatch_detection_overshoot_seconds`: a timer fires within a
+/// millisecond or two of its deadline on an idle server; seconds mean a stalled one.
+const OVERSHOOT_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
@@ -75,8 +120,18 @@ impl Format {
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
-    clients: Gauge<i64, AtomicI64>,
+    /// Clients known (in the registry) now, whatever their state.
+    clients: AtomicI64,
+    /// `heartwatch_clients{state}`: counted from the registry at each scrape
+    /// ([`Metrics::set_states`]); in between, clients coming and going move `online`.
+    client_states: Vec<(ClientState, Gauge<i64, AtomicI64>)>,
+    /// The `online` series of `client_states`.
+    clients_online: Gauge<i64, AtomicI64>,
     heartbeats: Counter,
+    heartbeat_interval: DurationHistogram,
+    detection_overshoot: DurationHistogram,
+    ingest_requests: Labelled<Ingest>,
+    ingest_errors: Labelled<(Ingest, ErrorCode)>,
     offline: Labelled<OfflineReason>,
     connections: Gauge<i64, AtomicI64>,
     registry_running: Gauge<i64, AtomicI64>,
@@ -107,17 +162,71 @@ impl Metrics {
     /// Creates and registers every metric at zero.
     pub fn new() -> Self {
         let mut registry = Registry::default();
-        let clients = Gauge::<i64, AtomicI64>::default();
+        let states = Family::<StateLabel, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "heartwatch_clients",
-            "Clients currently online",
-            clients.clone(),
+            "Clients known now, by state (online, late, paused, flapping); offline clients are not counted",
+            states.clone(),
         );
+        let client_states: Vec<_> = KNOWN_STATES
+            .iter()
+            .map(|&state| {
+                let label = StateLabel {
+                    state: state.as_str(),
+                };
+                (state, states.get_or_create(&label).clone())
+            })
+            .collect();
+        let clients_online = client_states[0].1.clone();
+        let clients = AtomicI64::new(0);
         let heartbeats = Counter::default();
         registry.register(
             "heartwatch_heartbeats",
             "Heartbeats accepted",
             heartbeats.clone(),
+        );
+        let heartbeat_interval = DurationHistogram::new(&INTERVAL_BUCKETS);
+        registry.register_with_unit(
+            "heartwatch_heartbeat_interval",
+            "Time between two heartbeats of one client while it stays online (a client's first heartbeat after coming online is not counted)",
+            Unit::Seconds,
+            heartbeat_interval.clone(),
+        );
+        let detection_overshoot = DurationHistogram::new(&OVERSHOOT_BUCKETS);
+        registry.register_with_unit(
+            "heartwatch_detection_overshoot",
+            "How long after its deadline a client was declared offline by timeout (the verdict's time minus the deadline)",
+            Unit::Seconds,
+            detection_overshoot.clone(),
+        );
+        let ingest_requests = Labelled::register(
+            &mut registry,
+            "heartwatch_ingest_requests",
+            "HTTP pings and UDP datagrams received by the ingest listeners, by ingest",
+            &Ingest::ALL,
+            |i| IngestLabel { ingest: i.as_str() },
+        );
+        // Every code but those of connections and custom handlers, which these ingests have not.
+        let ingest_keys: Vec<(Ingest, ErrorCode)> = Ingest::ALL
+            .iter()
+            .flat_map(|&i| {
+                ErrorCode::ALL
+                    .iter()
+                    .filter(|c| {
+                        !matches!(c, ErrorCode::TooManyConnections | ErrorCode::HandlerError)
+                    })
+                    .map(move |&c| (i, c))
+            })
+            .collect();
+        let ingest_errors = Labelled::register(
+            &mut registry,
+            "heartwatch_ingest_errors",
+            "HTTP pings and UDP datagrams refused, by ingest and error code (counted whether or not the answer was sent)",
+            &ingest_keys,
+            |(i, c)| IngestCodeLabel {
+                ingest: i.as_str(),
+                code: c.as_str(),
+            },
         );
         let offline = Labelled::register(
             &mut registry,
@@ -249,7 +358,13 @@ impl Metrics {
             sessions_closed,
             registry,
             clients,
+            client_states,
+            clients_online,
             heartbeats,
+            heartbeat_interval,
+            detection_overshoot,
+            ingest_requests,
+            ingest_errors,
             offline,
             connections,
             registry_running,
@@ -303,13 +418,51 @@ impl Metrics {
     }
 
     pub(crate) fn client_added(&self) {
-        self.clients.inc();
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        self.clients_online.inc();
     }
     pub(crate) fn client_removed(&self) {
-        self.clients.dec();
+        self.clients.fetch_sub(1, Ordering::Relaxed);
+        self.clients_online.dec();
     }
-    pub(crate) fn heartbeat(&self) {
+    /// Sets `heartwatch_clients{state}` to `counts` (taken from the registry at a scrape).
+    pub(crate) fn set_states(&self, counts: &StateCounts) {
+        for (state, gauge) in &self.client_states {
+            gauge.set(i64::try_from(counts.get(*state)).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// One heartbeat applied; `interval` since the client's previous one, if it had one
+    /// while online.
+    pub(crate) fn heartbeat(&self, interval: Option<Duration>) {
         self.heartbeats.inc();
+        if let Some(interval) = interval {
+            self.heartbeat_interval.observe(interval);
+        }
+    }
+    /// A client was declared offline by timeout `overshoot` after its deadline.
+    pub(crate) fn detection_overshoot(&self, overshoot: Duration) {
+        self.detection_overshoot.observe(overshoot);
+    }
+    pub(crate) fn ingest_request(&self, ingest: Ingest) {
+        self.ingest_requests.inc(ingest);
+    }
+    pub(crate) fn ingest_error(&self, ingest: Ingest, code: ErrorCode) {
+        self.ingest_errors.inc((ingest, code));
+    }
+    /// Heartbeat intervals observed so far, and their sum.
+    pub fn heartbeat_intervals(&self) -> (u64, Duration) {
+        (
+            self.heartbeat_interval.count(),
+            self.heartbeat_interval.sum(),
+        )
+    }
+    /// Timeout verdicts observed so far, and the sum of their overshoots.
+    pub fn detection_overshoots(&self) -> (u64, Duration) {
+        (
+            self.detection_overshoot.count(),
+            self.detection_overshoot.sum(),
+        )
     }
     pub(crate) fn offline(&self, reason: OfflineReason) {
         self.offline.inc(reason);
@@ -398,9 +551,9 @@ impl Metrics {
         self.sessions_closed.get(reason)
     }
 
-    /// Clients online now.
+    /// Clients known now (online, late, paused or flapping).
     pub fn clients(&self) -> i64 {
-        self.clients.get()
+        self.clients.load(Ordering::Relaxed)
     }
     /// Heartbeats accepted so far.
     pub fn heartbeats(&self) -> u64 {
@@ -642,13 +795,26 @@ mod tests {
     fn renders_every_required_series() {
         let m = Metrics::new();
         m.client_added();
-        m.heartbeat();
+        m.heartbeat(None);
+        m.heartbeat(Some(Duration::from_millis(1500)));
+        m.detection_overshoot(Duration::from_micros(700));
         m.offline(OfflineReason::Timeout);
         m.registry_running(true);
         let text = m.render(Format::PrometheusText);
         for needle in [
-            "heartwatch_clients 1",
-            "heartwatch_heartbeats_total 1",
+            "heartwatch_clients{state=\"online\"} 1",
+            "heartwatch_clients{state=\"late\"} 0",
+            "heartwatch_heartbeats_total 2",
+            "heartwatch_heartbeat_interval_seconds_bucket{le=\"1\"} 0",
+            "heartwatch_heartbeat_interval_seconds_bucket{le=\"2.5\"} 1",
+            "heartwatch_heartbeat_interval_seconds_bucket{le=\"+Inf\"} 1",
+            "heartwatch_heartbeat_interval_seconds_sum 1.5",
+            "heartwatch_heartbeat_interval_seconds_count 1",
+            "heartwatch_detection_overshoot_seconds_bucket{le=\"0.0005\"} 0",
+            "heartwatch_detection_overshoot_seconds_bucket{le=\"0.001\"} 1",
+            "heartwatch_detection_overshoot_seconds_count 1",
+            "heartwatch_ingest_requests_total{ingest=\"udp\"} 0",
+            "heartwatch_ingest_errors_total{ingest=\"http\",code=\"unauthorized\"} 0",
             "heartwatch_offline_total{reason=\"timeout\"} 1",
             "heartwatch_offline_total{reason=\"offline\"} 0",
             "heartwatch_connections 0",

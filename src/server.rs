@@ -19,6 +19,7 @@ use crate::events::{Event, EventBus, LogSink, Pipeline, Sink, Stage};
 use crate::extension::{FrameHandler, HandlerNameError, Handlers};
 use crate::http::{self, ApiState, SseHub};
 use crate::ingest::tcp::{self, TcpServices, TlsAcceptor};
+use crate::ingest::{BoundIngests, IngestConfig, IngestDeps, Ingests};
 use crate::metrics::Metrics;
 use crate::notify::{self, NotifyConfig};
 use crate::storage::{History, Journal, RecoveredClient, StorageConfig, StorageError};
@@ -88,6 +89,7 @@ pub struct Builder {
     log_events: bool,
     tls: Option<ServerTls>,
     cluster: Option<ClusterConfig>,
+    ingest: Option<IngestConfig>,
 }
 
 impl Builder {
@@ -111,6 +113,7 @@ impl Builder {
             log_events: true,
             tls: None,
             cluster: None,
+            ingest: None,
         }
     }
 
@@ -210,6 +213,13 @@ impl Builder {
         self
     }
 
+    /// HTTP pings and UDP heartbeats (`[ingest]`), each on its own listener; both off
+    /// unless their address is set.
+    pub fn ingest(mut self, ingest: IngestConfig) -> Self {
+        self.ingest = Some(ingest).filter(IngestConfig::enabled);
+        self
+    }
+
     /// Whether to log each event at info level (default yes).
     pub fn log_events(mut self, enabled: bool) -> Self {
         self.log_events = enabled;
@@ -241,6 +251,9 @@ impl Builder {
                 .map_err(|(key, problem)| ConfigError::Value { key, problem })?;
         }
         validate_http_tokens(&self.auth)?;
+        if let Some(ingest) = &self.ingest {
+            ingest.check()?;
+        }
         let config = self.config;
         let handlers = Handlers::new(self.handlers)?;
         let metrics = Arc::new(Metrics::new());
@@ -391,6 +404,10 @@ impl Builder {
             addr: config.listen,
             source,
         })?;
+        let ingests = match &self.ingest {
+            Some(ingest) => BoundIngests::bind(ingest, self.tls.as_ref())?,
+            None => BoundIngests::default(),
+        };
         let (http_handle, http_addr) = if self.http {
             let (handle, addr) = start_http(&config, api.clone(), self.tls.as_ref())?;
             (Some(handle), Some(addr))
@@ -405,6 +422,14 @@ impl Builder {
             &metrics,
         )?;
         let arbiters: Vec<Arbiter> = (0..config.worker_count()).map(|_| Arbiter::new()).collect();
+        let ingests = ingests.run(IngestDeps {
+            heartbeats: heartbeats.clone(),
+            auth: auth.clone(),
+            metrics: metrics.clone(),
+            session: self.session.clone(),
+            max_frame_bytes: config.max_frame_bytes,
+            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
+        });
         let services = Arc::new(TcpServices {
             heartbeats: heartbeats.clone(),
             handlers,
@@ -435,6 +460,7 @@ impl Builder {
             api,
             accept,
             http: http_handle,
+            ingests,
             arbiters,
             journal: storage.journal,
             webhooks,
@@ -578,6 +604,7 @@ pub struct Running {
     api: ApiState,
     accept: JoinHandle<()>,
     http: Option<ServerHandle>,
+    ingests: Ingests,
     arbiters: Vec<Arbiter>,
     journal: Option<Journal>,
     webhooks: Vec<JoinHandle<()>>,
@@ -597,6 +624,16 @@ impl Running {
     /// The HTTP API's address, if it runs on its own listener.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The HTTP ingest's address (`ingest.http`), when it is on.
+    pub fn http_ingest_addr(&self) -> Option<SocketAddr> {
+        self.ingests.http_addr()
+    }
+
+    /// The UDP ingest's address (`ingest.udp`), when it is on.
+    pub fn udp_ingest_addr(&self) -> Option<SocketAddr> {
+        self.ingests.udp_addr()
     }
 
     /// The registry: query clients.
@@ -666,7 +703,8 @@ impl Running {
         }
     }
 
-    /// Stops accepting, stops the HTTP API, closes every session and joins the session threads.
+    /// Stops accepting, stops the HTTP API and the HTTP and UDP ingests, closes every session
+    /// and joins the session threads.
     pub async fn stop(self) {
         self.accept.abort();
         // Wait for the accept task to go, so the listening socket is closed on return.
@@ -674,6 +712,7 @@ impl Running {
         if let Some(http) = self.http {
             http.stop(false).await;
         }
+        self.ingests.stop().await;
         // In cluster mode the node leaves: its peers take its clients over with their exact
         // deadlines.
         if let Some(cluster) = &self.cluster {

@@ -112,7 +112,7 @@ async fn sigterm_with_a_thousand_clients_connected_exits_0_within_2_s() {
     let clients = connect_beating(&server, 1_000).await;
     let metrics = http_get(server.http, "/metrics").await.body;
     assert_eq!(
-        common::metric_value(&metrics, "heartwatch_clients"),
+        common::metric_sum(&metrics, "heartwatch_clients"),
         Some(1000.0)
     );
     assert_eq!(

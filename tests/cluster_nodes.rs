@@ -348,7 +348,7 @@ async fn a_frozen_redis_delays_events_declares_nobody_dead_and_fails_health() {
     eventually(
         Duration::from_millis(TIMEOUT_MS + 2000),
         "F-1 offline on n1",
-        || async { n1.metric("heartwatch_clients").await == 0.0 },
+        || async { n1.known_clients().await == 0.0 },
     )
     .await;
     // Frozen three times dead_after in all.

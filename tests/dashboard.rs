@@ -366,11 +366,12 @@ fn details_open_by_keyboard_and_the_page_is_screenshotted() {
             .unwrap();
         browser.wait_for("#detail:not([hidden])", ROW_WITHIN).await;
         assert_eq!(browser.text("#detail-title").await, second);
-        // Today's server has no history endpoint: the section stays hidden.
-        let history_hidden = browser
-            .eval("return document.getElementById('history').hidden")
-            .await;
-        assert_eq!(history_hidden, true);
+        // Its history: its coming online, its uptime.
+        browser.wait_for("#history:not([hidden])", ROW_WITHIN).await;
+        let history = browser.text("#history-list").await;
+        assert!(history.contains("online"), "{history}");
+        let uptime = browser.text("#history-list li[data-key='uptime']").await;
+        assert!(uptime.contains("% over the last hour"), "{uptime}");
         assert!(
             browser.text("#detail-fields").await.contains("heartbeats"),
             "whatever the record holds is shown"

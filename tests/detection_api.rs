@@ -151,6 +151,15 @@ async fn pauses_and_windows_through_the_api() {
     let event = next_of(&mut stream, "A-2", "paused").await;
     assert_eq!(event["window"], "A-*", "{event}");
     assert_eq!(server.client_record("A-2").await["state"], "paused");
+    let metrics = server.get("/metrics").await.body;
+    for (state, count) in [("paused", 2.0), ("online", 0.0), ("late", 0.0)] {
+        let series = format!("heartwatch_clients{{state=\"{state}\"}}");
+        assert_eq!(
+            common::metric_value(&metrics, &series),
+            Some(count),
+            "{series} in\n{metrics}"
+        );
+    }
     let conflict = server.post("/api/v1/clients/A-2/resume", None).await;
     assert_eq!(conflict.status, 409, "{}", conflict.body);
     let ended = server

@@ -188,7 +188,7 @@ async fn the_same_proj_from_two_connections_is_one_client() {
     assert_eq!(record["heartbeats"], 2);
     // addr is where the last heartbeat came from.
     assert_eq!(record["addr"], second.local.to_string());
-    assert_eq!(server.metric("heartwatch_clients").await, 1.0);
+    assert_eq!(server.known_clients().await, 1.0);
 
     server.stop().await;
 }

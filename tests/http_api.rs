@@ -190,7 +190,10 @@ async fn metrics_expose_every_series() {
         .is_some_and(|t| t.starts_with("text/plain")));
     let text = &response.body;
     for (series, value) in [
-        ("heartwatch_clients", 1.0),
+        ("heartwatch_clients{state=\"online\"}", 1.0),
+        ("heartwatch_clients{state=\"late\"}", 0.0),
+        ("heartwatch_clients{state=\"paused\"}", 0.0),
+        ("heartwatch_clients{state=\"flapping\"}", 0.0),
         ("heartwatch_heartbeats_total", 2.0),
         ("heartwatch_offline_total{reason=\"timeout\"}", 0.0),
         ("heartwatch_offline_total{reason=\"offline\"}", 0.0),

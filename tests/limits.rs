@@ -76,7 +76,7 @@ async fn a_client_past_max_clients_is_refused_and_online_ones_carry_on() {
     client.heartbeat("A").await;
     client.offline("B").await;
     client.heartbeat("C").await;
-    assert_eq!(server.metric("heartwatch_clients").await, 2.0);
+    assert_eq!(server.known_clients().await, 2.0);
     server.stop().await;
 }
 

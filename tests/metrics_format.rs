@@ -24,16 +24,26 @@ const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROMTOOL_INSTALL: &str = "apt-get install --no-install-recommends prometheus \
     (the Debian package that provides /usr/bin/promtool)";
 
-/// A server whose counters, gauges and labelled families all have something in them, and
-/// its client, whose connection stays open so that the figures hold still between scrapes.
+/// A server whose counters, gauges, labelled families and histograms all have something in
+/// them, and its client, whose connection stays open so that the figures hold still between
+/// scrapes.
 async fn busy_server() -> (TestServer, Client) {
     let server = TestServer::start_default().await;
+    let mut events = server.event_log();
     let mut client = server.client().await;
     client.heartbeat("M-1").await;
     client.heartbeat("M-2").await;
     client.offline("M-2").await;
     client.send("{oops").await;
     client.recv().await;
+    // A second heartbeat: one heartbeat interval.
+    client.heartbeat("M-1").await;
+    // A timeout: one detection overshoot.
+    client.heartbeat_timeout("M-3", 100).await;
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while event_kind(&events.next().await) != "offline(timeout)" {
+        assert!(Instant::now() < deadline, "M-3 did not time out");
+    }
     (server, client)
 }
 
@@ -123,26 +133,109 @@ async fn both_bodies_carry_the_same_series() {
     let (server, _client) = busy_server().await;
     let openmetrics = scrape(&server, Some(PROMETHEUS_ACCEPT), OPENMETRICS).await;
     let text = scrape(&server, None, TEXT_0_0_4).await;
-    // Process figures move between two scrapes; every other series is the same.
+    // Process figures move between two scrapes; every other series is the same (a bucket's
+    // bound is written `1.0` in OpenMetrics and `1` in 0.0.4: compared as numbers).
     let series = |body: &str| -> Vec<String> {
         let mut lines: Vec<String> = body
             .lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
-            .map(str::to_owned)
+            .map(canonical_bound)
             .collect();
         lines.sort();
         lines
     };
     assert_eq!(series(&openmetrics), series(&text));
     for needle in [
-        "heartwatch_heartbeats_total 2",
+        "heartwatch_heartbeats_total 4",
         "heartwatch_offline_total{reason=\"offline\"} 1",
+        "heartwatch_offline_total{reason=\"timeout\"} 1",
+        "heartwatch_heartbeat_interval_seconds_count 1",
+        "heartwatch_detection_overshoot_seconds_count 1",
         "heartwatch_frame_errors_total{code=\"bad_json\"} 1",
-        "heartwatch_clients 1",
+        "heartwatch_clients{state=\"online\"} 1",
     ] {
         assert!(text.contains(needle), "no {needle:?} in\n{text}");
     }
     server.stop().await;
+}
+
+/// `line` with its `le` label's value written as Rust writes the number.
+fn canonical_bound(line: &str) -> String {
+    let Some((before, rest)) = line.split_once("le=\"") else {
+        return line.to_owned();
+    };
+    let (bound, after) = rest.split_once('"').expect("a closed le label");
+    let bound = match bound {
+        "+Inf" => "+Inf".to_owned(),
+        _ => bound
+            .parse::<f64>()
+            .unwrap_or_else(|e| panic!("le={bound:?}: {e}"))
+            .to_string(),
+    };
+    format!("{before}le=\"{bound}\"{after}")
+}
+
+/// The histogram `family` of a body: its `(le, cumulative count)` buckets in order, its
+/// `_count` and its `_sum`.
+fn histogram(body: &str, family: &str) -> (Vec<(f64, u64)>, u64, f64) {
+    let mut buckets = Vec::new();
+    let (mut count, mut sum) = (None, None);
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if let Some(labels) = name.strip_prefix(&format!("{family}_bucket{{le=\"")) {
+            let bound = labels.trim_end_matches("\"}");
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().expect("a numeric bound")
+            };
+            buckets.push((bound, value.parse().expect("an integer count")));
+        } else if name == format!("{family}_count") {
+            count = Some(value.parse().expect("an integer count"));
+        } else if name == format!("{family}_sum") {
+            sum = Some(value.parse().expect("a number"));
+        }
+    }
+    let count = count.unwrap_or_else(|| panic!("no {family}_count in\n{body}"));
+    let sum = sum.unwrap_or_else(|| panic!("no {family}_sum in\n{body}"));
+    (buckets, count, sum)
+}
+
+#[actix_rt::test]
+async fn histograms_are_cumulative_and_end_with_their_count() {
+    let (server, _client) = busy_server().await;
+    let bodies = [
+        scrape(&server, Some(PROMETHEUS_ACCEPT), OPENMETRICS).await,
+        scrape(&server, None, TEXT_0_0_4).await,
+    ];
+    server.stop().await;
+    for body in &bodies {
+        for (family, bound) in [
+            // A second heartbeat right after the first: well under a second.
+            ("heartwatch_heartbeat_interval_seconds", 1.0),
+            // A timer of 100 ms declared within seconds even on a loaded machine.
+            ("heartwatch_detection_overshoot_seconds", 10.0),
+        ] {
+            let (buckets, count, sum) = histogram(body, family);
+            assert!(buckets.len() > 5, "{family}: {buckets:?}");
+            assert!(
+                buckets
+                    .windows(2)
+                    .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+                "{family}: bounds rise and counts never fall: {buckets:?}"
+            );
+            assert_eq!(buckets.last(), Some(&(f64::INFINITY, count)), "{family}");
+            assert_eq!(count, 1, "{family}: one observation");
+            assert!((0.0..bound).contains(&sum), "{family}: sum {sum}");
+            let first_with = buckets.iter().find(|(_, n)| *n == 1).expect("a bucket");
+            assert!(
+                first_with.0 >= sum,
+                "{family}: the observation {sum} is counted in a bucket it fits, {first_with:?}"
+            );
+        }
+    }
 }
 
 #[actix_rt::test]

@@ -26,7 +26,7 @@ async fn offline_removes_the_client_at_once() {
     // No polling: once acked, the client is gone.
     let response = server.get("/api/v1/clients/leaver").await;
     assert_eq!(response.status, 404, "{response:?}");
-    assert_eq!(server.metric("heartwatch_clients").await, 0.0);
+    assert_eq!(server.known_clients().await, 0.0);
 
     match events.next().await {
         Event::Offline {
@@ -112,7 +112,7 @@ async fn offline_counts_in_the_metrics_by_reason() {
             .await,
         0.0
     );
-    assert_eq!(server.metric("heartwatch_clients").await, 0.0);
+    assert_eq!(server.known_clients().await, 0.0);
 
     server.stop().await;
 }

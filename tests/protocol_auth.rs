@@ -232,7 +232,7 @@ async fn well_behaved_connections_are_unaffected_when_others_are_refused() {
             2
         );
     }
-    assert_eq!(server.metric("heartwatch_clients").await, 5.0);
+    assert_eq!(server.known_clients().await, 5.0);
     assert_eq!(unauthorized_count(&server).await, 10.0);
     server.stop().await;
 }

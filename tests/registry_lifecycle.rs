@@ -82,7 +82,7 @@ async fn assert_settled_after_churn(
     client: &mut Client,
 ) -> u64 {
     assert_eq!(server.client_status(proj).await, 404);
-    assert_eq!(server.metric("heartwatch_clients").await, 0.0);
+    assert_eq!(server.known_clients().await, 0.0);
     eventually(IO_TIMEOUT, "the registry stops when empty", || async {
         registry_running(server).await == 0.0
     })

@@ -120,13 +120,35 @@ async fn one_client_is_shown_with_its_fields_and_exits_1_when_not_online() {
     let record: Value = serde_json::from_str(&run.stdout).expect("JSON");
     assert_eq!(record["proj"], "P-17");
     assert_eq!(record["heartbeats"], 2);
-    assert!(record.get("history").is_none(), "no history endpoint yet");
+    let history = &record["history"];
+    assert_eq!(history["state"], "online", "{record}");
+    assert_eq!(history["events"][0]["event"], "online", "{record}");
 
     client.offline("P-17").await;
+    // Gone, but its history says what became of it.
     let run = status(&["--http", &http(&server), "P-17"], &[]);
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert_eq!(run.stdout, "P-17: unknown to the server (not online)\n");
+    assert!(
+        run.stdout.starts_with("proj   P-17\nstate  offline\n"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("  offline  offline"),
+        "its goodbye: {run:?}"
+    );
     let run = status(&["--http", &http(&server), "P-17", "--json"], &[]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let record: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(record["state"], "offline", "{record}");
+    assert_eq!(
+        record["history"]["events"][1]["reason"], "offline",
+        "{record}"
+    );
+    // Never seen: unknown.
+    let run = status(&["--http", &http(&server), "P-99"], &[]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "P-99: unknown to the server (not online)\n");
+    let run = status(&["--http", &http(&server), "P-99", "--json"], &[]);
     assert_eq!((run.code, run.stdout.as_str()), (Some(1), "null\n"));
 }
 

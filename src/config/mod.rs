@@ -16,6 +16,7 @@ pub(crate) use validate::{validate_detection, validate_http_tokens, validate_par
 use crate::auth::Secret;
 pub use crate::cluster::ClusterConfig;
 pub use crate::events::{DetectorKind, FlapConfig, OutageConfig, OutageWebhooks};
+pub use crate::ingest::IngestConfig;
 pub use crate::notify::{NotifyConfig, WebhookConfig};
 pub use crate::storage::{FsyncPolicy, HistoryConfig, StorageConfig};
 pub use crate::supervision::PhiConfig;
@@ -49,6 +50,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Cluster mode (Redis); off unless `cluster.redis` is set.
     pub cluster: ClusterConfig,
+    /// HTTP and UDP ingest; both off unless their address is set.
+    pub ingest: IngestConfig,
 }
 
 /// `[auth]`: who may read, and who may beat for which `proj`.

@@ -37,6 +37,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         .check()
         .map_err(|(key, problem)| value(key, problem))?;
     validate_tls(&config.tls)?;
+    config.ingest.check()?;
     validate_http_tokens(&config.auth)?;
     // Compiles the patterns and reads the tokens file once, so that a mistake stops the start
     // with a configuration error instead of refusing every client.

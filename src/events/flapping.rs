@@ -109,6 +109,16 @@ impl FlapTracker {
         u32::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u32::MAX)
     }
 
+    /// Whether the last transition seen of `proj` (within the window) brought it online.
+    fn is_online(&self, proj: &Proj) -> bool {
+        let key = self.key(proj);
+        self.fresh.contains_key(&key)
+            || self
+                .projs
+                .get(&key)
+                .is_some_and(|f| f.state != ClientState::Offline)
+    }
+
     /// Takes note of `event`, seen `now`.
     pub(crate) fn observe(&mut self, event: &Event, now: Instant) -> Damped {
         let (proj, transition, state) = match event {
@@ -128,6 +138,11 @@ impl FlapTracker {
             }
             _ => return Damped::default(),
         };
+        // An `online` for a client this tracker knows to be online already is not a
+        // transition: in cluster mode a client that beats on two nodes is claimed back and
+        // forth, each node announcing its claim as `online` (Redis turns it into a move, no
+        // event) with no `offline` in between.
+        let transition = transition && !(state == ClientState::Online && self.is_online(proj));
         if !transition {
             // A late client and its recovery: not a transition, but noise while flapping.
             let flapping = self.is_flapping(proj);
@@ -290,6 +305,27 @@ mod tests {
             window: 600 * S,
         })
         .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_online_without_an_offline_before_it_is_not_a_transition() {
+        // Cluster mode: a client beating on two nodes is claimed back and forth, and each
+        // claim is announced locally as `online`.
+        let mut t = tracker();
+        let start = clock::now();
+        for i in 0..20u32 {
+            let d = t.observe(&online("P"), start + i * S);
+            assert!(!d.muted && d.then.is_none(), "the {i}th online");
+        }
+        assert!(!t.is_flapping(&Proj::new("P").unwrap()));
+        // Its real transitions still count, the first online included.
+        for (i, e) in [offline("P"), online("P"), offline("P"), online("P")]
+            .iter()
+            .enumerate()
+        {
+            let d = t.observe(e, start + (30 + i as u32) * S);
+            assert_eq!(d.then.is_some(), i == 3, "flapping at the fifth transition");
+        }
     }
 
     #[tokio::test(start_paused = true)]

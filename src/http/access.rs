@@ -8,7 +8,7 @@
 //! | configured | reads need | writes need |
 //! |---|---|---|
 //! | neither | nothing | nothing (the API is open: keep it on loopback) |
-//! | `http_token` only | `http_token` | refused (403): no one may write |
+//! | `http_token` only | `http_token` | `http_token` (one token for everything, as before read and write tokens were separate) |
 //! | `http_admin_token` only | nothing | `http_admin_token` |
 //! | both | either token | `http_admin_token` |
 //!
@@ -84,8 +84,10 @@ impl Tokens<'_> {
         match (self.read, self.admin) {
             (None, None) => None,
             (_, Some(_)) if holder == Holder::Admin => None,
-            (Some(_), None) => Some(forbidden(
-                "writes are disabled: auth.http_token is set and auth.http_admin_token is not",
+            // One token: it is the key to everything.
+            (Some(_), None) if holder == Holder::Reader => None,
+            (Some(_), None) => Some(unauthorized(
+                "a valid bearer token is required (auth.http_token)",
             )),
             _ if holder == Holder::Reader => Some(forbidden(
                 "this token may only read; writes need auth.http_admin_token",
@@ -111,8 +113,8 @@ impl ApiState {
     }
 
     /// The answer refusing a request that would change state, or `None` if it may: 401
-    /// without a valid token, 403 with a token that only reads, or for everyone when writes
-    /// are disabled (only `auth.http_token` is set).
+    /// without a valid token, 403 with `auth.http_token` when `auth.http_admin_token` is set
+    /// (the read token then only reads).
     ///
     /// Every endpoint that changes state calls this first. It is public so that an
     /// application mounting its own write routes next to [`super::configure`] can protect
@@ -170,14 +172,14 @@ mod tests {
     }
 
     #[test]
-    fn with_only_the_read_token_writes_are_refused_to_everyone() {
+    fn with_only_the_http_token_it_reads_and_writes() {
         let t = tokens(Some("reader"), None);
         assert_eq!(read(t, None), UNAUTHORIZED);
         assert_eq!(read(t, Some("wrong")), UNAUTHORIZED);
         assert_eq!(read(t, Some("reader")), OK);
-        assert_eq!(write(t, None), FORBIDDEN);
-        assert_eq!(write(t, Some("reader")), FORBIDDEN);
-        assert_eq!(write(t, Some("wrong")), FORBIDDEN);
+        assert_eq!(write(t, None), UNAUTHORIZED);
+        assert_eq!(write(t, Some("wrong")), UNAUTHORIZED);
+        assert_eq!(write(t, Some("reader")), OK);
     }
 
     #[test]
@@ -236,7 +238,7 @@ mod tests {
 
     #[test]
     fn refusals_are_json_and_name_the_key_that_is_needed() {
-        let refused = tokens(Some("reader"), None)
+        let refused = tokens(Some("reader"), Some("admin"))
             .write_refusal(Some("reader"))
             .expect("refused");
         let text = body_of(refused);

@@ -12,11 +12,10 @@ use super::ApiError;
 /// every other route.
 fn allowed(path: &str) -> &'static str {
     let segments: Vec<&str> = path.split('/').collect();
-    let pause = match segments.as_slice() {
-        ["", "api", "v1", "pause" | "resume"] => true,
-        ["", "api", "v1", "clients", _, "pause" | "resume"] => true,
-        _ => false,
-    };
+    let pause = matches!(
+        segments.as_slice(),
+        ["", "api", "v1", "pause" | "resume"] | ["", "api", "v1", "clients", _, "pause" | "resume"]
+    );
     if pause {
         "POST"
     } else {

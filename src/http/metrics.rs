@@ -12,6 +12,11 @@ pub(crate) async fn metrics(req: HttpRequest, state: web::Data<ApiState>) -> Htt
         return refused;
     }
     let format = negotiate(&req);
+    // The per-state counts are read from the registry now; a registry that is stopping
+    // leaves them as its last scrape and its comings and goings left them.
+    if let Ok(counts) = state.registry.count_states().await {
+        state.metrics.set_states(&counts);
+    }
     HttpResponse::Ok()
         .content_type(format.content_type())
         .body(state.metrics.render(format))

@@ -44,6 +44,8 @@ pub(crate) struct BeatAck {
     /// Set when this actor has no connection: the thread it runs on, so that a connection on
     /// the same thread can be handed to it.
     pub vacant: Option<ThreadId>,
+    /// The time since the client's previous heartbeat (for the interval metric).
+    pub interval: Option<Duration>,
 }
 
 /// The registry applied a heartbeat to this client's record: re-arm the watchdog for it.
@@ -603,6 +605,7 @@ impl Handler<Beat> for Client {
         Ok(BeatAck {
             timeout: applied.timeout,
             vacant: self.conn.is_none().then(|| std::thread::current().id()),
+            interval: applied.interval,
         })
     }
 }

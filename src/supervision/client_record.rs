@@ -113,6 +113,9 @@ pub(crate) struct Applied {
     pub late_at: Option<Instant>,
     /// This heartbeat ended a `late`: the client is announced online again (recovered).
     pub recovered: bool,
+    /// For an applied heartbeat: the time since the client's previous one, if it had one in
+    /// this record (not for the first heartbeat after a restart or a takeover).
+    pub interval: Option<Duration>,
 }
 
 /// What one heartbeat says, for a record.
@@ -260,14 +263,11 @@ impl ClientRecord {
             return Err(Removed);
         }
         let timeout = Duration::from_millis(s.timeout_ms);
-        let interval = pulse.at.saturating_duration_since(s.beat_at);
-        if !s.rhythm_broken
-            && !s.paused
-            && interval < timeout
-            && !detection.stall.in_grace(pulse.at)
-        {
-            s.intervals.push(interval, timeout);
+        let since = pulse.at.saturating_duration_since(s.beat_at);
+        if !s.rhythm_broken && !s.paused && since < timeout && !detection.stall.in_grace(pulse.at) {
+            s.intervals.push(since, timeout);
         }
+        let interval = (s.heartbeats > 0).then_some(since);
         s.addr = pulse.addr;
         s.last_seen_us = micros(pulse.wall);
         s.beat_at = pulse.at;
@@ -279,9 +279,11 @@ impl ClientRecord {
             s.requested = true;
         }
         let recovered = std::mem::take(&mut s.late);
-        let mut applied = s.applied(detection);
-        applied.recovered = recovered;
-        Ok(applied)
+        Ok(Applied {
+            recovered,
+            interval,
+            ..s.applied(detection)
+        })
     }
 
     /// The current generation, timeout and deadlines, to arm a watchdog with.
@@ -388,13 +390,7 @@ impl ClientRecord {
     /// flapping).
     pub(crate) fn snapshot(&self) -> ClientInfo {
         let s = self.lock();
-        let state = if s.paused {
-            ClientState::Paused
-        } else if s.late {
-            ClientState::Late
-        } else {
-            ClientState::Online
-        };
+        let state = s.state();
         ClientInfo {
             proj: self.proj.clone(),
             state,
@@ -406,6 +402,12 @@ impl ClientRecord {
         }
     }
 
+    /// Its state as the record knows it: online, late or paused (flapping is the pipeline's
+    /// to say).
+    pub(crate) fn state(&self) -> ClientState {
+        self.lock().state()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, RecordState> {
         // The critical sections cannot panic; a poisoned lock still holds consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -413,6 +415,17 @@ impl ClientRecord {
 }
 
 impl RecordState {
+    /// Its state as the record knows it (flapping is the pipeline's to say).
+    fn state(&self) -> ClientState {
+        if self.paused {
+            ClientState::Paused
+        } else if self.late {
+            ClientState::Late
+        } else {
+            ClientState::Online
+        }
+    }
+
     fn applied(&self, detection: &Detection) -> Applied {
         let timeout = Duration::from_millis(self.timeout_ms);
         let verdict = detection.verdict(timeout, &self.intervals);
@@ -426,6 +439,7 @@ impl RecordState {
             deadline: self.beat_at + verdict.offline_after,
             late_at,
             recovered: false,
+            interval: None,
         }
     }
 }

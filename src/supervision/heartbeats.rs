@@ -192,7 +192,7 @@ impl Heartbeats {
         at: crate::clock::Instant,
     ) -> Result<Applied, Removed> {
         let applied = record.beat(Pulse::at(addr, self.clamp(timeout_ms), at), &self.detection)?;
-        self.metrics.heartbeat();
+        self.metrics.heartbeat(applied.interval);
         Ok(applied)
     }
 
@@ -211,7 +211,7 @@ impl Heartbeats {
         let timeout = self.clamp(timeout_ms);
         if let Some(route) = route.filter(|r| r.proj == proj) {
             if let Ok(Ok(ack)) = route.client.send(Beat { addr, timeout }).await {
-                self.metrics.heartbeat();
+                self.metrics.heartbeat(ack.interval);
                 let vacancy = match ack.vacant {
                     Some(thread) if thread == std::thread::current().id() => {
                         Vacancy::Here(route.client.clone())
@@ -237,7 +237,7 @@ impl Heartbeats {
         };
         match self.registry.resolve(resolve).await {
             Ok(resolved) => {
-                self.metrics.heartbeat();
+                self.metrics.heartbeat(resolved.interval);
                 let vacancy = if resolved.created && resolved.adopted.is_none() {
                     Vacancy::Here(resolved.client.clone())
                 } else {

@@ -27,7 +27,7 @@ pub(crate) use pauses::{glob, PauseBook, Until};
 pub(crate) use registry::Target;
 pub use registry::{Full, List, PauseError};
 pub use registry_handle::{RegistryHandle, Unavailable};
-pub use states::ClientState;
+pub use states::{ClientState, StateCounts};
 pub use timeout_policy::TimeoutPolicy;
 
 use crate::events::Pipeline;

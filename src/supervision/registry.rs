@@ -17,7 +17,7 @@ use super::client_record::{ClientInfo, ClientRecord, Pulse};
 use super::detector::Detection;
 use super::heartbeats::BeatError;
 use super::pauses::PauseBook;
-use super::states::ClientState;
+use super::states::{ClientState, StateCounts};
 use crate::clock;
 use crate::cluster::{Claim, Cluster};
 use crate::events::{ClientTimeout, Event, OfflineReason, Pipeline};
@@ -65,6 +65,8 @@ pub(crate) struct Resolved {
     pub created: bool,
     /// Set when the `host` became the client's actor.
     pub adopted: Option<Adopted>,
+    /// The time since the client's previous heartbeat (for the interval metric).
+    pub interval: Option<Duration>,
 }
 
 /// What an actor needs to become a client's watchdog.
@@ -162,6 +164,11 @@ pub struct List {
     /// Only clients in this state (before paging, so that a page is full).
     pub state: Option<ClientState>,
 }
+
+/// How many clients are in each state now.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "StateCounts")]
+pub(crate) struct CountStates;
 
 /// Forget every client and stop (server shutdown); answers the clients online, with their
 /// exact last heartbeat, for the event log. No event is published: the clients did not go
@@ -317,6 +324,7 @@ impl Registry {
             timeout: timeout.timeout,
             created: true,
             adopted,
+            interval: None,
         }
     }
 
@@ -515,6 +523,7 @@ impl Handler<Resolve> for Registry {
                     timeout: applied.timeout,
                     created: false,
                     adopted: None,
+                    interval: applied.interval,
                 });
             }
         }
@@ -596,6 +605,10 @@ impl Handler<Expired> for Registry {
         } else {
             OfflineReason::Timeout
         };
+        let due = entry.record.current(&self.deps.detection).deadline;
+        self.deps
+            .metrics
+            .detection_overshoot(clock::now().saturating_duration_since(due));
         self.depart(&msg.proj, reason, msg.at, ctx);
     }
 }
@@ -664,6 +677,26 @@ impl Handler<List> for Registry {
                 .collect()
         });
         MessageResult(page)
+    }
+}
+
+impl Handler<CountStates> for Registry {
+    type Result = MessageResult<CountStates>;
+
+    fn handle(&mut self, _: CountStates, _: &mut Context<Self>) -> Self::Result {
+        let mut counts = StateCounts::default();
+        self.deps.pipeline.with_flapping(|flapping| {
+            for (proj, entry) in &self.clients {
+                let state = entry.record.state();
+                let state = if state != ClientState::Paused && flapping(proj) {
+                    ClientState::Flapping
+                } else {
+                    state
+                };
+                counts.add(state);
+            }
+        });
+        MessageResult(counts)
     }
 }
 

@@ -14,6 +14,7 @@ use super::registry::{
     Close, Get, List, Pause, PauseError, Registry, RegistryDeps, Relocate, Remove, Resolve,
     Resolved, Resume, Target,
 };
+use super::states::StateCounts;
 use super::timeout_policy::TimeoutPolicy;
 use crate::protocol::Proj;
 use crate::storage::RecoveredClient;
@@ -167,6 +168,14 @@ impl RegistryHandle {
     /// One client's record, if it is online.
     pub async fn get(&self, proj: Proj) -> Result<Option<ClientInfo>, Unavailable> {
         Ok(self.call(Get { proj }, false).await?.flatten())
+    }
+
+    /// How many clients are in each state now (none while no registry runs).
+    pub async fn count_states(&self) -> Result<StateCounts, Unavailable> {
+        Ok(self
+            .call(super::registry::CountStates, false)
+            .await?
+            .unwrap_or_default())
     }
 
     /// A page of online clients in `proj` order.

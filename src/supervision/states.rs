@@ -53,6 +53,44 @@ impl ClientState {
     }
 }
 
+/// How many known clients are in each state (offline ones are not known), for
+/// `heartwatch_clients{state=...}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Beating in time.
+    pub online: u64,
+    /// Late.
+    pub late: u64,
+    /// Paused.
+    pub paused: u64,
+    /// Flapping (and not paused).
+    pub flapping: u64,
+}
+
+impl StateCounts {
+    /// Counts one client in `state` (an offline one is not counted).
+    pub fn add(&mut self, state: ClientState) {
+        match state {
+            ClientState::Online => self.online += 1,
+            ClientState::Late => self.late += 1,
+            ClientState::Paused => self.paused += 1,
+            ClientState::Flapping => self.flapping += 1,
+            ClientState::Offline => {}
+        }
+    }
+
+    /// The count of `state` (0 for offline).
+    pub fn get(&self, state: ClientState) -> u64 {
+        match state {
+            ClientState::Online => self.online,
+            ClientState::Late => self.late,
+            ClientState::Paused => self.paused,
+            ClientState::Flapping => self.flapping,
+            ClientState::Offline => 0,
+        }
+    }
+}
+
 impl std::fmt::Display for ClientState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

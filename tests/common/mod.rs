@@ -134,7 +134,16 @@ impl Api {
         response.json()
     }
 
-    /// One series of `GET /metrics`, e.g. `heartwatch_clients` or
+    /// Clients the server knows now, whatever their state: the sum of the
+    /// `heartwatch_clients{state=...}` series.
+    pub async fn known_clients(&self) -> f64 {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status, 200, "GET /metrics: {response:?}");
+        metric_sum(&response.body, "heartwatch_clients")
+            .unwrap_or_else(|| panic!("no heartwatch_clients in\n{}", response.body))
+    }
+
+    /// One series of `GET /metrics`, e.g. `heartwatch_connections` or
     /// `heartwatch_offline_total{reason="timeout"}`; panics if it is not exposed.
     pub async fn metric(&self, series: &str) -> f64 {
         let response = self.get("/metrics").await;
@@ -290,6 +299,23 @@ impl Drop for TestServer {
             panic!("TestServer dropped without `stop().await`");
         }
     }
+}
+
+/// The sum of every labelled series of `family` (`family{...} value`), if it has any.
+pub fn metric_sum(text: &str, family: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix(family)?.strip_prefix('{'))
+        .filter_map(|rest| rest.rsplit_once(' '))
+        .map(|(_, value)| {
+            value
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("metric {family}: {value:?}: {e}"))
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// The value of one series in a Prometheus text exposition.

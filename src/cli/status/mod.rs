@@ -136,7 +136,15 @@ impl Status {
             Some(proj) => {
                 let entry = self.fleet.get(proj);
                 if self.args.json {
-                    let mut json = entry.map_or(Value::Null, fleet::Entry::to_json);
+                    let mut json = match (entry, &self.history) {
+                        (Some(entry), _) => entry.to_json(),
+                        // Not online, but known to the history: what became of it.
+                        (None, Some(h)) => serde_json::json!({
+                            "proj": proj,
+                            "state": h.get("state").cloned().unwrap_or("offline".into()),
+                        }),
+                        (None, None) => Value::Null,
+                    };
                     if let (Value::Object(o), Some(h)) = (&mut json, &self.history) {
                         o.insert("history".into(), h.clone());
                     }

@@ -156,7 +156,16 @@ pub(crate) fn one(
     colour: bool,
 ) -> String {
     let Some(entry) = entry else {
-        return format!("{proj}: unknown to the server (not online)\n");
+        // Not online: the history (kept for offline clients too) says what became of it.
+        return match history {
+            Some(history) => {
+                let state = history["state"].as_str().unwrap_or("offline");
+                let mut out = format!("proj   {proj}\nstate  {}\n", paint(state, state, colour));
+                out.push_str(&history_lines(history, colour));
+                out
+            }
+            None => format!("{proj}: unknown to the server (not online)\n"),
+        };
     };
     let mut fields: Vec<(String, String)> = vec![
         ("proj".into(), entry.proj.clone()),
@@ -234,8 +243,40 @@ fn history_lines(history: &Value, colour: bool) -> String {
         out.push('\n');
     }
     if let Value::Object(o) = history {
-        for (key, value) in o.iter().filter(|(k, _)| *k != "events") {
-            let _ = writeln!(out, "  {}: {value}", key.replace('_', " "));
+        for (key, value) in o {
+            match key.as_str() {
+                // Shown above.
+                "events" | "proj" | "state" => {}
+                "intervals" if value.is_object() => {
+                    let ms = |k: &str| value[k].as_u64().map_or("?".into(), duration_ms);
+                    let _ = writeln!(
+                        out,
+                        "  intervals: mean {}, p50 {}, p99 {}, max {} (last {})",
+                        ms("mean_ms"),
+                        ms("p50_ms"),
+                        ms("p99_ms"),
+                        ms("max_ms"),
+                        value["samples"]
+                    );
+                }
+                "uptime" if value.is_object() => {
+                    let ratio = |k: &str| {
+                        value[k]
+                            .as_f64()
+                            .map_or("?".into(), |r| format!("{:.2}%", r * 100.0))
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  uptime: {} over the last hour, {} over the last day (known since {})",
+                        ratio("last_hour"),
+                        ratio("last_day"),
+                        value["known_since"].as_str().unwrap_or("?")
+                    );
+                }
+                _ => {
+                    let _ = writeln!(out, "  {}: {value}", key.replace('_', " "));
+                }
+            }
         }
     }
     out
@@ -319,5 +360,27 @@ mod tests {
         );
         let unknown = one("P-9", None, None, SystemTime::now(), false);
         assert!(unknown.contains("P-9: unknown"), "{unknown}");
+    }
+
+    #[test]
+    fn a_client_no_longer_online_is_shown_by_its_history() {
+        let history = json!({
+            "proj": "P-2", "state": "offline",
+            "events": [{"event": "online", "at": "2026-11-25T22:13:00Z", "addr": "127.0.0.1:4000"},
+                       {"event": "offline", "at": "2026-11-25T22:13:36Z", "reason": "timeout"}],
+            "intervals": {"samples": 12, "mean_ms": 1000, "p50_ms": 1000, "p99_ms": 1100, "max_ms": 1200},
+            "uptime": {"last_hour": 0.5, "last_day": 0.5, "known_since": "2026-11-25T22:13:00Z"}
+        });
+        let out = one("P-2", None, Some(&history), SystemTime::now(), false);
+        assert!(out.starts_with("proj   P-2\nstate  offline\n"), "{out}");
+        assert!(
+            out.contains("2026-11-25T22:13:36Z  offline  timeout"),
+            "{out}"
+        );
+        assert!(
+            out.contains("intervals: mean 1s, p50 1s, p99 1s 100ms, max 1s 200ms (last 12)"),
+            "{out}"
+        );
+        assert!(out.contains("uptime: 50.00% over the last hour"), "{out}");
     }
 }

@@ -634,6 +634,22 @@
     }
   }
 
+  /** A history's statistics as a line of text. */
+  function summary(key, value) {
+    if (value === null || typeof value !== 'object') return String(value);
+    const ms = (v) => (typeof v === 'number' ? `${v} ms` : '?');
+    const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(2)} %` : '?');
+    if (key === 'intervals') {
+      return `mean ${ms(value.mean_ms)}, p50 ${ms(value.p50_ms)}, p99 ${ms(value.p99_ms)}, ` +
+        `max ${ms(value.max_ms)} (last ${value.samples} intervals)`;
+    }
+    if (key === 'uptime') {
+      return `${pct(value.last_hour)} over the last hour, ${pct(value.last_day)} over the last day` +
+        (value.known_since ? ` (known since ${value.known_since})` : '');
+    }
+    return JSON.stringify(value);
+  }
+
   /** The client's history, if the server has the endpoint (404: no history section). */
   async function loadHistory(proj) {
     const section = $('history');
@@ -655,10 +671,12 @@
     }
     if (body && !Array.isArray(body)) {
       for (const [key, value] of Object.entries(body)) {
-        if (key === 'events') continue;
+        // The proj and state are in the detail above.
+        if (key === 'events' || key === 'proj' || key === 'state') continue;
         const li = el('li');
+        li.dataset.key = key;
         li.append(el('span', 'why', key.replace(/_/g, ' ')), el('span', null, ''),
-          el('span', 'what', typeof value === 'object' ? JSON.stringify(value) : String(value)));
+          el('span', 'what', summary(key, value)));
         list.append(li);
       }
     }

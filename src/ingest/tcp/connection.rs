@@ -30,6 +30,7 @@ use super::slot::Slot;
 use crate::auth::{ConnectionAuth, Grant, Scope};
 use crate::clock::{self, Instant};
 use crate::extension::CustomFrame;
+use crate::ingest::answers;
 use crate::protocol::{ErrorCode, FrameDecoder, FrameError, Proj, ProjRef, Reply, Request};
 use crate::supervision::{error_code, BeatError, Route};
 
@@ -476,25 +477,15 @@ impl Connection {
     /// Queues the ack of a heartbeat, with the client's timeout and the interval it should
     /// beat at.
     pub(crate) fn ack(&mut self, proj: Proj, seq: Option<u64>, timeout: Duration) {
-        let interval = self.slot.services().heartbeats.interval(timeout);
-        self.reply(&Reply::Ack {
-            proj,
-            seq,
-            timeout_ms: Some(clock::millis(timeout)),
-            interval_ms: Some(clock::millis(interval)),
-        });
+        let ack = answers::ack(&self.slot.services().heartbeats, proj, seq, timeout);
+        self.reply(&ack);
     }
 
     /// Queues the refusal of a heartbeat that was not delivered (with when to retry, if the
     /// server is overloaded or stopping), and counts it.
     pub(crate) fn refuse(&mut self, e: &BeatError) {
-        let code = error_code(e);
-        self.slot.services().metrics.frame_error(code);
-        let message = e.to_string();
-        match e.retry_after() {
-            Some(after) => self.reply(&Reply::retry_later(code, message, after)),
-            None => self.reply(&Reply::error(code, message)),
-        }
+        self.slot.services().metrics.frame_error(error_code(e));
+        self.reply(&answers::refusal(e));
     }
 
     /// Queues the answer to a frame.

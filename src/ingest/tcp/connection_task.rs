@@ -17,6 +17,7 @@ use super::connection::{Answer, Connection, Step};
 use super::services::TcpServices;
 use crate::auth::Grant;
 use crate::extension::{CustomFrame, HandlerContext};
+use crate::ingest::answers;
 use crate::protocol::{ErrorCode, Proj, Reply};
 use crate::supervision::{Attach, Heartbeats, Vacancy};
 
@@ -103,12 +104,7 @@ async fn hand_over(conn: Connection, proj: Proj, vacancy: Vacancy) -> Result<(),
 /// Takes `proj` offline and says so: the answer to an `offline` frame.
 pub(crate) async fn offline(heartbeats: &Heartbeats, proj: Proj, seq: Option<u64>) -> Answer {
     match heartbeats.offline(proj.clone()).await {
-        Ok(_) => Ok(Reply::Ack {
-            proj,
-            seq,
-            timeout_ms: None,
-            interval_ms: None,
-        }),
+        Ok(_) => Ok(answers::offline_ack(proj, seq)),
         Err(e) => Err((ErrorCode::Unavailable, e.to_string())),
     }
 }

@@ -7,6 +7,8 @@
 //!   connection until its first heartbeat, and connections that beat for clients whose actor
 //!   already has one.
 //! - `slot`: a connection's place under `server.max_connections`, a guard.
+//! - `frame_budget`: the frame rate limit of one connection (and, in the HTTP and UDP
+//!   ingests, of one source address).
 
 mod close_reason;
 mod connection;
@@ -21,5 +23,6 @@ pub use close_reason::CloseReason;
 pub use connection::Connection;
 pub(crate) use connection::{Step, FRAMES_PER_POLL};
 pub(crate) use connection_task::{custom, offline, serve};
+pub(crate) use frame_budget::FrameBudget;
 pub(crate) use listener::{accept_loop, bind};
 pub(crate) use services::{TcpServices, TlsAcceptor};

@@ -92,6 +92,8 @@ async fn a_silent_client_is_late_at_half_its_timeout_and_its_next_heartbeat_reco
     assert_eq!(f.state("P").await, Some(ClientState::Online));
     sleep(2 * MS).await;
     assert_eq!(f.state("P").await, Some(ClientState::Late));
+    let counts = f.registry.count_states().await.unwrap();
+    assert_eq!((counts.online, counts.late), (0, 1), "{counts:?}");
     let events = f.raw_events().await;
     match events.as_slice() {
         [Event::Late {
@@ -355,6 +357,8 @@ async fn a_flapping_client_is_announced_once_then_quiet_until_stable() {
         ["online", "offline", "online", "offline", "online", "flapping"]
     );
     assert_eq!(f.state("P").await, Some(ClientState::Flapping));
+    let counts = f.registry.count_states().await.unwrap();
+    assert_eq!((counts.online, counts.flapping), (0, 1), "{counts:?}");
     // Its further transitions are not announced.
     for _ in 0..3 {
         f.heartbeats.offline(proj("P")).await.unwrap();
