@@ -286,6 +286,7 @@ async fn every_operation_answers_with_a_documented_status() {
         for bad in [
             r#"{"unknown":1}"#,
             "not json",
+            "[null]",
             r#"{"proj":"P-*","for":"0s"}"#,
         ] {
             let answer = post(server.http, &concrete(path, "P-17"), bad);

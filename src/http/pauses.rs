@@ -87,8 +87,14 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Str
     required(bytes)
 }
 
+/// A JSON object (serde would also read a struct from an array of its fields: `[null]`).
 fn required<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("body: {e}"))
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("body: {e}"))?;
+    if !value.is_object() {
+        return Err("body: a JSON object is expected".into());
+    }
+    serde_json::from_value(value).map_err(|e| format!("body: {e}"))
 }
 
 fn proj(path: &str) -> Result<Proj, String> {

@@ -60,7 +60,8 @@ pub struct BadGlob {
     pub reason: String,
 }
 
-/// Parses a glob as maintenance windows use them (`*`, `?`, `[a-z]`, `[!a-z]`).
+/// Parses a glob as maintenance windows use them (`*`, `?`, `[a-z]`, `[!a-z]`). Projs are
+/// not paths: a run of `*` is one `*` (the glob crate refuses `**` inside a component).
 pub(crate) fn glob(pattern: &str) -> Result<Pattern, BadGlob> {
     if pattern.is_empty() {
         return Err(BadGlob {
@@ -68,7 +69,13 @@ pub(crate) fn glob(pattern: &str) -> Result<Pattern, BadGlob> {
             reason: "it is empty".into(),
         });
     }
-    Pattern::new(pattern).map_err(|e| BadGlob {
+    let mut collapsed = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if !(c == '*' && collapsed.ends_with('*')) {
+            collapsed.push(c);
+        }
+    }
+    Pattern::new(&collapsed).map_err(|e| BadGlob {
         pattern: pattern.into(),
         reason: e.msg.into(),
     })
@@ -303,6 +310,20 @@ mod tests {
 
     fn proj(s: &str) -> Proj {
         Proj::new(s).unwrap()
+    }
+
+    #[test]
+    fn globs_the_api_documents_are_taken_and_broken_ones_refused() {
+        // Every one matches the OpenAPI document's pattern for a window's `proj`.
+        for good in [
+            "A-*", "A-**", "*", "?-1", "[a-z]x", "[!a]", "[z-a]", "x[a-]", "Ω*", "a]", "]",
+        ] {
+            assert!(glob(good).is_ok(), "{good}");
+        }
+        assert!(glob("A-**").unwrap().matches("A-1"));
+        for bad in ["", "A-[", "[]", "a][", "[!]"] {
+            assert!(glob(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
