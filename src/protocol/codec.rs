@@ -29,28 +29,21 @@ pub enum FrameError {
 /// the connection, as are blank lines).
 #[derive(Debug, Clone, Copy)]
 pub struct FrameDecoder {
-    // u32s: a decoder lives in every connection, which lives in its client's actor, and the
-    // actor's task is sized by the allocator's classes (docs/performance.md).
-    max: u32,
+    max: usize,
     /// How far the buffer has been searched for a newline, so that a frame arriving in many
     /// small reads is scanned once.
-    scanned: u32,
-    read_space: u32,
-}
-
-/// `n` as a u32, saturating (no frame or buffer comes near 4 GiB).
-fn small(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+    scanned: usize,
+    read_space: usize,
 }
 
 /// Free space a decoder keeps in the read buffer before each read.
-const DEFAULT_READ_SPACE: u32 = 128;
+const DEFAULT_READ_SPACE: usize = 128;
 
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame_bytes`.
     pub fn new(max_frame_bytes: usize) -> Self {
         Self {
-            max: small(max_frame_bytes),
+            max: max_frame_bytes,
             scanned: 0,
             read_space: DEFAULT_READ_SPACE,
         }
@@ -59,7 +52,7 @@ impl FrameDecoder {
     /// Keeps at least `bytes` free in the read buffer before each read (the connection's
     /// initial read capacity).
     pub fn with_read_space(mut self, bytes: usize) -> Self {
-        self.read_space = small(bytes);
+        self.read_space = bytes;
         self
     }
 
@@ -67,32 +60,29 @@ impl FrameDecoder {
     /// follows it), if there is one. The caller consumes it and its newline; reading the
     /// frame in place costs no allocation and no reference count.
     pub fn next_frame_len(&mut self, src: &mut BytesMut) -> Result<Option<usize>, FrameError> {
-        let scanned = (self.scanned as usize).min(src.len());
-        let max = self.max as usize;
-        let found = src[scanned..].iter().position(|&b| b == b'\n');
+        let found = src[self.scanned..].iter().position(|&b| b == b'\n');
         let len = match found {
             Some(at) => {
-                let end = scanned + at;
+                let end = self.scanned + at;
                 self.scanned = 0;
-                if end > max {
-                    return Err(FrameError::TooLarge { max });
+                if end > self.max {
+                    return Err(FrameError::TooLarge { max: self.max });
                 }
                 Some(end)
             }
             None => {
-                self.scanned = small(src.len());
-                if src.len() > max {
-                    return Err(FrameError::TooLarge { max });
+                self.scanned = src.len();
+                if src.len() > self.max {
+                    return Err(FrameError::TooLarge { max: self.max });
                 }
                 None
             }
         };
-        let read_space = self.read_space as usize;
-        if len.is_none() && src.capacity() - src.len() < read_space {
+        if len.is_none() && src.capacity() - src.len() < self.read_space {
             // Each frame consumed from the front shrinks the buffer's free space: without
             // this, a small buffer would read most heartbeats in two system calls. `reserve`
             // reclaims the consumed room in place, without allocating.
-            src.reserve(read_space);
+            src.reserve(self.read_space);
         }
         Ok(len)
     }
@@ -101,8 +91,7 @@ impl FrameDecoder {
     /// one in it) within the size limit: a read that needs no buffering.
     pub fn whole_frame<'a>(&self, read: &'a [u8]) -> Option<&'a [u8]> {
         let (last, frame) = read.split_last()?;
-        (*last == b'\n' && frame.len() <= self.max as usize && !frame.contains(&b'\n'))
-            .then_some(frame)
+        (*last == b'\n' && frame.len() <= self.max && !frame.contains(&b'\n')).then_some(frame)
     }
 
     /// The next complete frame in `src` (without its `\n`), split off, if there is one.

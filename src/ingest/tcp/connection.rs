@@ -179,8 +179,7 @@ pub struct Connection {
     last_read: Instant,
     /// While a ping waits for an answer: how many went unanswered before it.
     waiting: Option<u32>,
-    /// Pings sent (the next one's `seq`); a u32 packs with `waiting` and `phase`.
-    pings: u32,
+    pings: u64,
     phase: Phase,
     /// The actor of the last client this connection delivered a heartbeat to without hosting
     /// it (a gateway carrying several clients, or a second connection of one client).
@@ -658,8 +657,8 @@ impl Connection {
             );
             return self.close(CloseReason::Idle);
         }
-        let seq = u64::from(self.pings);
-        self.pings = self.pings.wrapping_add(1);
+        let seq = self.pings;
+        self.pings += 1;
         self.waiting = Some(unanswered);
         self.slot.services().metrics.ping_sent();
         self.reply(&Reply::Ping { seq });
