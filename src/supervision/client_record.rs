@@ -65,21 +65,58 @@ struct RecordState {
     /// client again (after a restart, or at the end of a pause), if later: the base of the
     /// deadline.
     beat_at: Instant,
-    heartbeats: u64,
+    /// Heartbeats applied to this record (saturating).
+    heartbeats: u32,
     timeout_ms: u64,
-    /// Whether the client asked for its timeout (else it is the server's default).
-    requested: bool,
     generation: u64,
-    removed: bool,
-    /// Judged late, and no heartbeat since.
-    late: bool,
-    /// Paused by an operator: never declared offline.
-    paused: bool,
-    /// The time from `beat_at` to the next heartbeat is not the client's rhythm (`beat_at` is
-    /// a restart or the end of a pause): it stays out of the interval window.
-    rhythm_broken: bool,
+    flags: Flags,
     /// Its recent heartbeat intervals.
     intervals: Intervals,
+}
+
+/// A record's yes-or-no facts in one byte. Five `bool`s and a 64-bit count put the record in
+/// the allocator's 192-byte class; packed, it fits the 160-byte one (docs/performance.md).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags(u8);
+
+impl Flags {
+    /// The client asked for its timeout (else it is the server's default).
+    const REQUESTED: u8 = 1;
+    /// The record was removed: its client went offline, or moved to another actor.
+    const REMOVED: u8 = 1 << 1;
+    /// Judged late, and no heartbeat since.
+    const LATE: u8 = 1 << 2;
+    /// Paused by an operator: never declared offline.
+    const PAUSED: u8 = 1 << 3;
+    /// The time from `beat_at` to the next heartbeat is not the client's rhythm (`beat_at` is
+    /// a restart or the end of a pause): it stays out of the interval window.
+    const RHYTHM_BROKEN: u8 = 1 << 4;
+
+    fn new(requested: bool, rhythm_broken: bool) -> Self {
+        let mut flags = Flags(0);
+        flags.set(Flags::REQUESTED, requested);
+        flags.set(Flags::RHYTHM_BROKEN, rhythm_broken);
+        flags
+    }
+
+    fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
+
+    /// Whether `flag` was set; clears it.
+    fn take(&mut self, flag: u8) -> bool {
+        let was = self.has(flag);
+        self.set(flag, false);
+        was
+    }
 }
 
 fn micros(t: SystemTime) -> u64 {
@@ -161,12 +198,8 @@ impl ClientRecord {
                 beat_at: pulse.at,
                 heartbeats: 1,
                 timeout_ms: crate::clock::millis(timeout),
-                requested: pulse.timeout.is_some(),
                 generation: 0,
-                removed: false,
-                late: false,
-                paused: false,
-                rhythm_broken: false,
+                flags: Flags::new(pulse.timeout.is_some(), false),
                 intervals: detection.intervals(timeout),
             }),
         }
@@ -189,12 +222,8 @@ impl ClientRecord {
                 beat_at: crate::clock::now(),
                 heartbeats: 0,
                 timeout_ms: crate::clock::millis(timeout.timeout),
-                requested: timeout.requested,
                 generation: 0,
-                removed: false,
-                late: false,
-                paused: false,
-                rhythm_broken: true,
+                flags: Flags::new(timeout.requested, true),
                 intervals: detection.intervals(timeout.timeout),
             }),
         }
@@ -221,12 +250,8 @@ impl ClientRecord {
                 beat_at,
                 heartbeats: 0,
                 timeout_ms: crate::clock::millis(timeout.timeout),
-                requested: timeout.requested,
                 generation: 0,
-                removed: false,
-                late: false,
-                paused: false,
-                rhythm_broken: true,
+                flags: Flags::new(timeout.requested, true),
                 intervals: detection.intervals(timeout.timeout),
             }),
         }
@@ -237,11 +262,11 @@ impl ClientRecord {
     /// registry to the new one.
     pub(crate) fn relocate(&self) -> Option<ClientRecord> {
         let mut s = self.lock();
-        if s.removed {
+        if s.flags.has(Flags::REMOVED) {
             return None;
         }
         let copy = s.clone();
-        s.removed = true;
+        s.flags.set(Flags::REMOVED, true);
         Some(ClientRecord {
             proj: self.proj.clone(),
             state: Mutex::new(copy),
@@ -259,26 +284,30 @@ impl ClientRecord {
     /// one as long as the timeout, or one read while the server catches up after a stall.
     pub(crate) fn beat(&self, pulse: Pulse, detection: &Detection) -> Result<Applied, Removed> {
         let mut s = self.lock();
-        if s.removed {
+        if s.flags.has(Flags::REMOVED) {
             return Err(Removed);
         }
         let timeout = Duration::from_millis(s.timeout_ms);
         let since = pulse.at.saturating_duration_since(s.beat_at);
-        if !s.rhythm_broken && !s.paused && since < timeout && !detection.stall.in_grace(pulse.at) {
+        if !s.flags.has(Flags::RHYTHM_BROKEN)
+            && !s.flags.has(Flags::PAUSED)
+            && since < timeout
+            && !detection.stall.in_grace(pulse.at)
+        {
             s.intervals.push(since, timeout);
         }
         let interval = (s.heartbeats > 0).then_some(since);
         s.addr = pulse.addr;
         s.last_seen_us = micros(pulse.wall);
         s.beat_at = pulse.at;
-        s.rhythm_broken = false;
-        s.heartbeats += 1;
+        s.flags.set(Flags::RHYTHM_BROKEN, false);
+        s.heartbeats = s.heartbeats.saturating_add(1);
         s.generation += 1;
         if let Some(timeout) = pulse.timeout {
             s.timeout_ms = crate::clock::millis(timeout);
-            s.requested = true;
+            s.flags.set(Flags::REQUESTED, true);
         }
-        let recovered = std::mem::take(&mut s.late);
+        let recovered = s.flags.take(Flags::LATE);
         Ok(Applied {
             recovered,
             interval,
@@ -295,10 +324,10 @@ impl ClientRecord {
     /// expired) and it is not paused. Answers whether it was removed.
     pub(crate) fn expire(&self, generation: u64) -> bool {
         let mut s = self.lock();
-        if s.removed || s.paused || s.generation != generation {
+        if s.flags.has(Flags::REMOVED) || s.flags.has(Flags::PAUSED) || s.generation != generation {
             return false;
         }
-        s.removed = true;
+        s.flags.set(Flags::REMOVED, true);
         true
     }
 
@@ -306,10 +335,14 @@ impl ClientRecord {
     /// not paused and not late already. Answers whether it is newly late.
     pub(crate) fn mark_late(&self, generation: u64) -> bool {
         let mut s = self.lock();
-        if s.removed || s.paused || s.late || s.generation != generation {
+        if s.flags.has(Flags::REMOVED)
+            || s.flags.has(Flags::PAUSED)
+            || s.flags.has(Flags::LATE)
+            || s.generation != generation
+        {
             return false;
         }
-        s.late = true;
+        s.flags.set(Flags::LATE, true);
         true
     }
 
@@ -317,11 +350,11 @@ impl ClientRecord {
     /// was not paused already (a removed record cannot be paused).
     pub(crate) fn pause(&self) -> bool {
         let mut s = self.lock();
-        if s.removed || s.paused {
+        if s.flags.has(Flags::REMOVED) || s.flags.has(Flags::PAUSED) {
             return false;
         }
-        s.paused = true;
-        s.late = false;
+        s.flags.set(Flags::PAUSED, true);
+        s.flags.set(Flags::LATE, false);
         true
     }
 
@@ -329,12 +362,12 @@ impl ClientRecord {
     /// now. Answers what to re-arm it with, or `None` if it was not paused.
     pub(crate) fn resume(&self, now: Instant, detection: &Detection) -> Option<Applied> {
         let mut s = self.lock();
-        if s.removed || !s.paused {
+        if s.flags.has(Flags::REMOVED) || !s.flags.has(Flags::PAUSED) {
             return None;
         }
-        s.paused = false;
+        s.flags.set(Flags::PAUSED, false);
         s.beat_at = s.beat_at.max(now);
-        s.rhythm_broken = true;
+        s.flags.set(Flags::RHYTHM_BROKEN, true);
         // The watchdog armed before (if it has not fired) is for the current generation:
         // a new one makes it stale, so the re-armed one is the only one.
         s.generation += 1;
@@ -343,7 +376,7 @@ impl ClientRecord {
 
     /// Whether the client is paused.
     pub(crate) fn is_paused(&self) -> bool {
-        self.lock().paused
+        self.lock().flags.has(Flags::PAUSED)
     }
 
     /// The figures behind a verdict made `now` on this client.
@@ -363,12 +396,12 @@ impl ClientRecord {
 
     /// Removes the client unconditionally (an explicit `offline`, or shutdown).
     pub(crate) fn remove(&self) {
-        self.lock().removed = true;
+        self.lock().flags.set(Flags::REMOVED, true);
     }
 
     /// Whether the client was removed.
     pub(crate) fn is_removed(&self) -> bool {
-        self.lock().removed
+        self.lock().flags.has(Flags::REMOVED)
     }
 
     /// Wall time of the last heartbeat and where it came from.
@@ -382,7 +415,7 @@ impl ClientRecord {
         let s = self.lock();
         ClientTimeout {
             timeout: Duration::from_millis(s.timeout_ms),
-            requested: s.requested,
+            requested: s.flags.has(Flags::REQUESTED),
         }
     }
 
@@ -395,7 +428,7 @@ impl ClientRecord {
             proj: self.proj.clone(),
             state,
             last_seen: wall(s.last_seen_us),
-            heartbeats: s.heartbeats,
+            heartbeats: u64::from(s.heartbeats),
             timeout_ms: s.timeout_ms,
             addr: s.addr,
             intervals: None,
@@ -417,9 +450,9 @@ impl ClientRecord {
 impl RecordState {
     /// Its state as the record knows it (flapping is the pipeline's to say).
     fn state(&self) -> ClientState {
-        if self.paused {
+        if self.flags.has(Flags::PAUSED) {
             ClientState::Paused
-        } else if self.late {
+        } else if self.flags.has(Flags::LATE) {
             ClientState::Late
         } else {
             ClientState::Online
@@ -430,7 +463,9 @@ impl RecordState {
         let timeout = Duration::from_millis(self.timeout_ms);
         let verdict = detection.verdict(timeout, &self.intervals);
         let late_at = match verdict.late_after {
-            Some(after) if !self.late && !self.paused => Some(self.beat_at + after),
+            Some(after) if !self.flags.has(Flags::LATE) && !self.flags.has(Flags::PAUSED) => {
+                Some(self.beat_at + after)
+            }
             _ => None,
         };
         Applied {
