@@ -42,6 +42,13 @@ pub fn deserialize_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sys
     humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
 }
 
+/// Serde helpers for a time, for `#[serde(with = "crate::clock::rfc3339_serde")]`: RFC 3339
+/// as [`serialize_rfc3339`] writes it and [`deserialize_rfc3339`] reads it.
+pub mod rfc3339_serde {
+    pub use super::deserialize_rfc3339 as deserialize;
+    pub use super::serialize_rfc3339 as serialize;
+}
+
 /// Serde helpers for an optional time: RFC 3339 like [`serialize_rfc3339`], `null` for none.
 pub mod rfc3339_opt {
     use std::time::SystemTime;

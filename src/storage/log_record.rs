@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{deserialize_rfc3339, millis, serialize_rfc3339};
+use crate::clock::millis;
 use crate::events::{ClientTimeout, Event, Evidence, OfflineReason, Published};
 use crate::protocol::Proj;
 use crate::supervision::{ClientState, IntervalSummary};
@@ -36,10 +36,7 @@ pub enum LogRecord {
         /// Where its first heartbeat came from.
         addr: SocketAddr,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
         /// Its watchdog timeout.
         timeout_ms: u64,
@@ -71,16 +68,10 @@ pub enum LogRecord {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         last_seen: SystemTime,
         /// When it was declared offline.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
         /// Why the verdict was made.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,18 +99,12 @@ pub enum LogRecord {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         last_seen: SystemTime,
         /// Its silence then.
         silent_ms: u64,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
         /// Why.
         evidence: Evidence,
@@ -140,10 +125,7 @@ pub enum LogRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<String>,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// A client's pause ended.
@@ -155,10 +137,7 @@ pub enum LogRecord {
         /// Whether it ran out.
         expired: bool,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// A client started flapping.
@@ -172,10 +151,7 @@ pub enum LogRecord {
         /// The window.
         window_ms: u64,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// A flapping client is stable again.
@@ -189,10 +165,7 @@ pub enum LogRecord {
         /// Transitions not announced.
         suppressed: u64,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// Many clients went offline together.
@@ -206,16 +179,10 @@ pub enum LogRecord {
         /// Up to 100 of them.
         projs: Vec<Proj>,
         /// When the first went offline.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         started_at: SystemTime,
         /// When it was recognised.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// An outage ended.
@@ -229,16 +196,10 @@ pub enum LogRecord {
         /// How many came back.
         recovered: u64,
         /// When it started.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         started_at: SystemTime,
         /// When it ended.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// A snapshot of `clients` online clients begins.
@@ -255,10 +216,7 @@ pub enum LogRecord {
         /// Where its last known heartbeat came from.
         addr: SocketAddr,
         /// Its last known heartbeat.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         last_seen: SystemTime,
         /// Its watchdog timeout.
         timeout_ms: u64,
