@@ -7,7 +7,6 @@ use actix::Message;
 use serde::{Deserialize, Serialize};
 
 use super::evidence::Evidence;
-use crate::clock::serialize_rfc3339;
 use crate::protocol::Proj;
 use crate::supervision::ClientState;
 
@@ -66,10 +65,7 @@ pub enum Event {
         /// Where its heartbeat came from.
         addr: SocketAddr,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
         /// The client was `late` and beats again: not a new session.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -87,16 +83,10 @@ pub enum Event {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         last_seen: SystemTime,
         /// When it was declared offline.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
         /// Why the verdict was made (absent only in events logged by older versions).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,18 +103,12 @@ pub enum Event {
         /// Where its last heartbeat came from.
         addr: SocketAddr,
         /// Its last heartbeat.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         last_seen: SystemTime,
         /// Its silence so far.
         silent_ms: u64,
         /// When it was judged late.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
         /// Why.
         evidence: Evidence,
@@ -140,10 +124,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<String>,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// The client's pause ended: its watchdog runs again from the later of its last heartbeat
@@ -154,10 +135,7 @@ pub enum Event {
         /// Whether the pause ran out (`for`) rather than being resumed.
         expired: bool,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// The client went offline and online `transitions` times within `flap.window`: its
@@ -170,10 +148,7 @@ pub enum Event {
         /// `flap.window`.
         window_ms: u64,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// A flapping client had no transition for `flap.window`.
@@ -185,10 +160,7 @@ pub enum Event {
         /// Transitions recorded but not announced while it flapped.
         suppressed: u64,
         /// When.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// Many clients went offline together (`[outage]`): one event instead of a storm.
@@ -200,16 +172,10 @@ pub enum Event {
         /// Up to 100 of them.
         projs: Vec<Proj>,
         /// When the first of them went offline.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         started_at: SystemTime,
         /// When it was recognised.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
     /// An outage is over: most of its clients are back, or `outage.max_duration` passed.
@@ -221,16 +187,10 @@ pub enum Event {
         /// How many of them came back.
         recovered: u64,
         /// When it started.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         started_at: SystemTime,
         /// When it ended.
-        #[serde(
-            serialize_with = "serialize_rfc3339",
-            deserialize_with = "crate::clock::deserialize_rfc3339"
-        )]
+        #[serde(with = "crate::clock::rfc3339_serde")]
         at: SystemTime,
     },
 }
