@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{ApiError, ApiState};
+use super::{path_proj, ApiError, ApiState};
 use crate::protocol::Proj;
 use crate::supervision::{ClientState, List, Unavailable};
 
@@ -13,13 +13,6 @@ pub(crate) struct ListQuery {
     limit: Option<usize>,
     after: Option<String>,
     state: Option<String>,
-}
-
-fn bad_request(message: String) -> HttpResponse {
-    HttpResponse::BadRequest().json(ApiError {
-        error: "bad_request",
-        message,
-    })
 }
 
 /// Known clients in `proj` order, paged with `limit` and `after` (the last `proj` of the
@@ -34,7 +27,7 @@ pub(crate) async fn list(
     }
     let after = match query.after.as_deref().map(Proj::new).transpose() {
         Ok(after) => after,
-        Err(e) => return bad_request(format!("after: {e}")),
+        Err(e) => return ApiError::bad_request(format!("after: {e}")),
     };
     let wanted = match query.state.as_deref() {
         None => None,
@@ -42,7 +35,7 @@ pub(crate) async fn list(
             Some(wanted) => Some(wanted),
             None => {
                 let known: Vec<&str> = ClientState::ALL.iter().map(|s| s.as_str()).collect();
-                return bad_request(format!(
+                return ApiError::bad_request(format!(
                     "state: unknown state {name:?} (known: {})",
                     known.join(", ")
                 ));
@@ -56,10 +49,7 @@ pub(crate) async fn list(
         let limit = query.limit;
         return match web::block(move || history.offline(after.as_ref(), limit)).await {
             Ok(clients) => HttpResponse::Ok().json(clients),
-            Err(e) => HttpResponse::InternalServerError().json(ApiError {
-                error: "internal",
-                message: format!("history: {e}"),
-            }),
+            Err(e) => ApiError::internal(format!("history: {e}")),
         };
     }
     if let Some(cluster) = &state.cluster {
@@ -89,19 +79,16 @@ pub(crate) async fn get(
     if let Some(refused) = state.refusal(&req) {
         return refused;
     }
-    let proj = match Proj::new(&path) {
+    let proj = match path_proj(&path) {
         Ok(proj) => proj,
-        Err(e) => return bad_request(format!("proj: {e}")),
+        Err(message) => return ApiError::bad_request(message),
     };
     if let Some(cluster) = &state.cluster {
         return super::cluster_api::get(cluster, &state.registry, proj).await;
     }
     match state.registry.get(proj.clone()).await {
         Ok(Some(client)) => HttpResponse::Ok().json(client),
-        Ok(None) => HttpResponse::NotFound().json(ApiError {
-            error: "not_found",
-            message: format!("client {proj} is not online"),
-        }),
+        Ok(None) => ApiError::not_found(format!("client {proj} is not online")),
         Err(e) => unavailable(e),
     }
 }

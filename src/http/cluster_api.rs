@@ -85,10 +85,7 @@ pub(crate) async fn get(cluster: &Cluster, registry: &RegistryHandle, proj: Proj
             }
             HttpResponse::Ok().json(client)
         }
-        Ok(None) => HttpResponse::NotFound().json(ApiError {
-            error: "not_found",
-            message: format!("client {proj} is not online"),
-        }),
+        Ok(None) => ApiError::not_found(format!("client {proj} is not online")),
         Err(e) => unavailable(e),
     }
 }

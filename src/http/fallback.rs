@@ -34,8 +34,5 @@ pub(crate) async fn fallback(req: HttpRequest) -> HttpResponse {
                 message: format!("{} {}: only {allowed} is allowed", req.method(), req.path()),
             });
     }
-    HttpResponse::NotFound().json(ApiError {
-        error: "not_found",
-        message: format!("no such path: {}", req.path()),
-    })
+    ApiError::not_found(format!("no such path: {}", req.path()))
 }

@@ -2,8 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{ApiError, ApiState};
-use crate::protocol::Proj;
+use super::{path_proj, ApiError, ApiState};
 
 /// A client's last events (with their reasons and evidence), its heartbeat interval statistics
 /// and its uptime over the last hour and day, whether it is online or not. 404 only for a
@@ -16,14 +15,9 @@ pub(crate) async fn history(
     if let Some(refused) = state.refusal(&req) {
         return refused;
     }
-    let proj = match Proj::new(&path) {
+    let proj = match path_proj(&path) {
         Ok(proj) => proj,
-        Err(e) => {
-            return HttpResponse::BadRequest().json(ApiError {
-                error: "bad_request",
-                message: format!("proj: {e}"),
-            })
-        }
+        Err(message) => return ApiError::bad_request(message),
     };
     let live = match state.registry.get(proj.clone()).await {
         Ok(live) => live,
@@ -36,13 +30,9 @@ pub(crate) async fn history(
     let found = web::block(move || history.get(&asked, live.as_ref(), intervals)).await;
     match found {
         Ok(Some(history)) => HttpResponse::Ok().json(history),
-        Ok(None) => HttpResponse::NotFound().json(ApiError {
-            error: "not_found",
-            message: format!("client {proj} was not seen within history.retention"),
-        }),
-        Err(e) => HttpResponse::InternalServerError().json(ApiError {
-            error: "internal",
-            message: format!("history: {e}"),
-        }),
+        Ok(None) => ApiError::not_found(format!(
+            "client {proj} was not seen within history.retention"
+        )),
+        Err(e) => ApiError::internal(format!("history: {e}")),
     }
 }

@@ -6,6 +6,7 @@
 //! [`crate::Builder`] runs them on their own listener.
 
 mod access;
+mod api_error;
 mod clients;
 mod cluster_api;
 mod dashboard;
@@ -21,12 +22,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use bytes::Bytes;
-use serde::Serialize;
 use tokio::sync::broadcast;
 
 pub use crate::storage::{ClientHistory, History, Uptime};
+pub(crate) use api_error::{path_proj, ApiError};
 pub(crate) use event_stream::SseHub;
 
 use crate::metrics::Metrics;
@@ -57,13 +58,6 @@ pub struct ApiState {
     pub(crate) node: Arc<(String, std::time::SystemTime)>,
 }
 
-/// A JSON error body: `{"error":"not_found","message":"..."}`.
-#[derive(Debug, Serialize)]
-pub(crate) struct ApiError {
-    error: &'static str,
-    message: String,
-}
-
 /// Mounts every route: `/healthz`, `/metrics`, `/api/v1/clients[/{proj}[/history]]`,
 /// `/api/v1/events`, the pauses (`POST /api/v1/clients/{proj}/pause|resume`,
 /// `POST /api/v1/pause|resume`), `/api/v1/openapi.json`, and the dashboard (`/`, `/ui/*`).
@@ -71,15 +65,8 @@ pub(crate) struct ApiError {
 pub fn configure(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let bad_query = web::QueryConfig::default().error_handler(|err, _| {
-            let body = ApiError {
-                error: "bad_request",
-                message: err.to_string(),
-            };
-            actix_web::error::InternalError::from_response(
-                err,
-                HttpResponse::BadRequest().json(body),
-            )
-            .into()
+            let response = ApiError::bad_request(err.to_string());
+            actix_web::error::InternalError::from_response(err, response).into()
         });
         cfg.app_data(web::Data::new(state))
             .app_data(bad_query)

@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState};
+use super::clients::unavailable;
+use super::{path_proj, ApiError, ApiState};
 use crate::clock::rfc3339_opt;
 use crate::protocol::Proj;
-use crate::supervision::{glob, ClientState, PauseError, Target, Unavailable, Until};
+use crate::supervision::{glob, ClientState, PauseError, Target, Until};
 
 /// The body of a pause of one client: optional.
 #[derive(Debug, Default, Deserialize)]
@@ -63,22 +64,6 @@ struct WindowAnswer {
     resumed: Option<Vec<Proj>>,
 }
 
-fn error(
-    status: actix_web::http::StatusCode,
-    error: &'static str,
-    message: String,
-) -> HttpResponse {
-    HttpResponse::build(status).json(ApiError { error, message })
-}
-
-fn bad_request(message: String) -> HttpResponse {
-    error(
-        actix_web::http::StatusCode::BAD_REQUEST,
-        "bad_request",
-        message,
-    )
-}
-
 /// A JSON body, or the default for an empty one. Errors are the 400's message.
 fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> {
     if bytes.trim_ascii().is_empty() {
@@ -97,10 +82,6 @@ fn required<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("body: {e}"))
 }
 
-fn proj(path: &str) -> Result<Proj, String> {
-    Proj::new(path).map_err(|e| format!("proj: {e}"))
-}
-
 fn until(length: Option<Duration>) -> Result<Option<Until>, String> {
     match length {
         Some(d) if d.is_zero() => Err("for: must be longer than zero".into()),
@@ -113,26 +94,13 @@ fn until(length: Option<Duration>) -> Result<Option<Until>, String> {
 
 fn refused(e: PauseError) -> HttpResponse {
     match &e {
-        PauseError::NotKnown(_) => error(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "not_found",
-            e.to_string(),
-        ),
-        PauseError::StillPaused { .. } => error(
+        PauseError::NotKnown(_) => ApiError::not_found(e.to_string()),
+        PauseError::StillPaused { .. } => ApiError::respond(
             actix_web::http::StatusCode::CONFLICT,
             "conflict",
             e.to_string(),
         ),
     }
-}
-
-fn unavailable(e: Unavailable) -> HttpResponse {
-    HttpResponse::ServiceUnavailable()
-        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
-        .json(ApiError {
-            error: "unavailable",
-            message: e.to_string(),
-        })
 }
 
 /// `POST /api/v1/clients/{proj}/pause`, body `{"for":"10m"}` or none: the client is not judged
@@ -146,12 +114,12 @@ pub(crate) async fn pause(
     if let Some(refused) = state.write_refusal(&req) {
         return refused;
     }
-    let parsed = proj(&path)
+    let parsed = path_proj(&path)
         .and_then(|p| Ok((p, body::<PauseBody>(&bytes)?)))
         .and_then(|(p, body)| Ok((p, until(body.length)?)));
     let (proj, until) = match parsed {
         Ok(parsed) => parsed,
-        Err(message) => return bad_request(message),
+        Err(message) => return ApiError::bad_request(message),
     };
     match state
         .registry
@@ -179,9 +147,9 @@ pub(crate) async fn resume(
     if let Some(refused) = state.write_refusal(&req) {
         return refused;
     }
-    let proj = match proj(&path).and_then(|p| body::<NoBody>(&bytes).map(|_| p)) {
+    let proj = match path_proj(&path).and_then(|p| body::<NoBody>(&bytes).map(|_| p)) {
         Ok(proj) => proj,
-        Err(message) => return bad_request(message),
+        Err(message) => return ApiError::bad_request(message),
     };
     match state.registry.resume(Target::Proj(proj.clone())).await {
         Ok(Ok(_)) => {
@@ -218,7 +186,7 @@ pub(crate) async fn pause_window(
     });
     let (glob_text, pattern, until) = match parsed {
         Ok(parsed) => parsed,
-        Err(message) => return bad_request(message),
+        Err(message) => return ApiError::bad_request(message),
     };
     match state.registry.pause(Target::Glob(pattern), until).await {
         Ok(Ok(paused)) => HttpResponse::Ok().json(WindowAnswer {
@@ -248,7 +216,7 @@ pub(crate) async fn resume_window(
     });
     let (body, pattern) = match parsed {
         Ok(parsed) => parsed,
-        Err(message) => return bad_request(message),
+        Err(message) => return ApiError::bad_request(message),
     };
     match state.registry.resume(Target::Glob(pattern)).await {
         Ok(Ok(resumed)) => HttpResponse::Ok().json(WindowAnswer {
