@@ -20,6 +20,7 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod hook_recorder;
 pub mod outside;
 pub mod pki;
 pub mod redis;

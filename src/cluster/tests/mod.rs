@@ -9,6 +9,9 @@
 #[path = "../../../tests/common/redis.rs"]
 mod redis_server;
 
+#[path = "../../../tests/common/hook_recorder.rs"]
+mod hook_recorder;
+
 mod store;
 mod webhooks;
 

@@ -4,42 +4,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::hook_recorder::HookRecorder;
 use super::redis_server::RedisServer;
 use crate::cluster::{ClaimToken, Cluster, ClusterConfig, ClusterOptions, Transition};
 use crate::metrics::Metrics;
 use crate::notify::{NotifyConfig, WebhookConfig};
 use crate::protocol::Proj;
 use crate::{Config, Event};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-
-#[derive(Default)]
-struct Receiver {
-    failing: AtomicBool,
-    /// (delivery id, status, body) of every request.
-    hits: Mutex<Vec<(String, u16, serde_json::Value)>>,
-}
-
-async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Receiver>) -> HttpResponse {
-    let id = req
-        .headers()
-        .get("x-heartwatch-delivery")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let failing = state.failing.load(Ordering::SeqCst);
-    let status = if failing { 500 } else { 200 };
-    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    state.hits.lock().unwrap().push((id, status, json));
-    if failing {
-        HttpResponse::InternalServerError().finish()
-    } else {
-        HttpResponse::Ok().finish()
-    }
-}
 
 fn config(url: &str, name: &str) -> ClusterConfig {
     ClusterConfig {
@@ -69,22 +44,7 @@ async fn each_event_is_delivered_once_across_the_death_of_a_delivering_node() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let receiver = web::Data::new(Receiver::default());
-    receiver.failing.store(true, Ordering::SeqCst);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook_addr = listener.local_addr().unwrap();
-    let data = receiver.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .default_service(web::to(record))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+    let (receiver, hook_addr, handle) = HookRecorder::start_failing();
 
     let listen: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     let start = |name: &'static str| {
@@ -160,10 +120,9 @@ async fn each_event_is_delivered_once_across_the_death_of_a_delivering_node() {
     receiver.failing.store(false, Ordering::SeqCst);
 
     super::eventually(Duration::from_secs(10), "every event delivered", || async {
-        let hits = receiver.hits.lock().unwrap();
-        let ok: std::collections::HashSet<&String> =
-            hits.iter().filter(|h| h.1 == 200).map(|h| &h.0).collect();
-        ok.len() == ids.len()
+        let delivered: std::collections::HashSet<String> =
+            receiver.delivered().into_iter().collect();
+        delivered.len() == ids.len()
     })
     .await;
     let hits = receiver.hits.lock().unwrap().clone();
