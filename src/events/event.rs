@@ -195,6 +195,33 @@ pub enum Event {
     },
 }
 
+#[cfg(test)]
+impl Event {
+    /// For tests: `proj` (a valid one) came online from 127.0.0.1:1 `at`.
+    pub(crate) fn test_online(proj: &str, at: SystemTime) -> Self {
+        Event::Online {
+            proj: Proj::new(proj).expect("a valid proj"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            at,
+            recovered: false,
+            outage: None,
+        }
+    }
+
+    /// For tests: `proj` was declared offline by timeout `at`, last seen `last_seen`.
+    pub(crate) fn test_offline(proj: &str, last_seen: SystemTime, at: SystemTime) -> Self {
+        Event::Offline {
+            proj: Proj::new(proj).expect("a valid proj"),
+            reason: super::OfflineReason::Timeout,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            last_seen,
+            at,
+            evidence: None,
+            outage: None,
+        }
+    }
+}
+
 impl Event {
     /// The client this event is about; `None` for outages, which are about many.
     pub fn proj(&self) -> Option<&Proj> {

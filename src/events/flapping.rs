@@ -273,30 +273,15 @@ impl Flap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::OfflineReason;
 
     const S: Duration = Duration::from_secs(1);
 
     fn online(p: &str) -> Event {
-        Event::Online {
-            proj: Proj::new(p).unwrap(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            at: clock::wall_now(),
-            recovered: false,
-            outage: None,
-        }
+        Event::test_online(p, clock::wall_now())
     }
 
     fn offline(p: &str) -> Event {
-        Event::Offline {
-            proj: Proj::new(p).unwrap(),
-            reason: OfflineReason::Timeout,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            last_seen: clock::wall_now(),
-            at: clock::wall_now(),
-            evidence: None,
-            outage: None,
-        }
+        Event::test_offline(p, clock::wall_now(), clock::wall_now())
     }
 
     fn tracker() -> FlapTracker {

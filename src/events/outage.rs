@@ -239,25 +239,11 @@ mod tests {
     }
 
     fn offline(i: usize) -> Event {
-        Event::Offline {
-            proj: proj(i),
-            reason: OfflineReason::Timeout,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            last_seen: clock::wall_now(),
-            at: clock::wall_now(),
-            evidence: None,
-            outage: None,
-        }
+        Event::test_offline(proj(i).as_str(), clock::wall_now(), clock::wall_now())
     }
 
     fn online(i: usize) -> Event {
-        Event::Online {
-            proj: proj(i),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            at: clock::wall_now(),
-            recovered: false,
-            outage: None,
-        }
+        Event::test_online(proj(i).as_str(), clock::wall_now())
     }
 
     fn config() -> OutageConfig {

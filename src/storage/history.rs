@@ -450,7 +450,6 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::OfflineReason;
 
     fn proj(s: &str) -> Proj {
         Proj::new(s).unwrap()
@@ -465,25 +464,11 @@ mod tests {
     }
 
     fn online(p: &str, at: SystemTime) -> Event {
-        Event::Online {
-            proj: proj(p),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            at,
-            recovered: false,
-            outage: None,
-        }
+        Event::test_online(p, at)
     }
 
     fn offline(p: &str, at: SystemTime) -> Event {
-        Event::Offline {
-            proj: proj(p),
-            reason: OfflineReason::Timeout,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            last_seen: at - Duration::from_secs(20),
-            at,
-            evidence: None,
-            outage: None,
-        }
+        Event::test_offline(p, at - Duration::from_secs(20), at)
     }
 
     fn publish(h: &mut History, id: u64, event: Event) {

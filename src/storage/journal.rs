@@ -559,7 +559,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{Event, OfflineReason};
+    use crate::events::Event;
     use crate::storage::LogTail;
     use std::time::SystemTime;
 
@@ -578,25 +578,11 @@ mod tests {
     }
 
     fn online(p: &str) -> Event {
-        Event::Online {
-            proj: Proj::new(p).unwrap(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            at: SystemTime::now(),
-            recovered: false,
-            outage: None,
-        }
+        Event::test_online(p, SystemTime::now())
     }
 
     fn offline(p: &str) -> Event {
-        Event::Offline {
-            proj: Proj::new(p).unwrap(),
-            reason: OfflineReason::Timeout,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            last_seen: SystemTime::now(),
-            at: SystemTime::now(),
-            evidence: None,
-            outage: None,
-        }
+        Event::test_offline(p, SystemTime::now(), SystemTime::now())
     }
 
     /// Appends events numbered from `last + 1`, as the registry's pipeline does.
